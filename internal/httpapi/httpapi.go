@@ -6,6 +6,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -262,23 +263,30 @@ func decode[T any](h *Handler, w http.ResponseWriter, r *http.Request) (T, error
 	if r.ContentLength > h.o.MaxBodyBytes {
 		return v, api.Errorf(api.CodeTooLarge, "request body is larger than %d bytes", h.o.MaxBodyBytes)
 	}
-	body := http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes)
-	dec := json.NewDecoder(body)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return v, api.Errorf(api.CodeTooLarge, "request body is larger than %d bytes", h.o.MaxBodyBytes)
+		}
+		return v, api.Errorf(api.CodeInvalid, "reading the request body failed")
+	}
+	trimmed := bytes.TrimLeft(raw, " \t\r\n")
+	if len(trimmed) == 0 {
+		return v, api.Errorf(api.CodeInvalid, "request body is empty; send a JSON object")
+	}
+	if trimmed[0] != '{' {
+		return v, api.Errorf(api.CodeInvalid, "request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(&v)
+	err = dec.Decode(&v)
 	if err == nil {
 		if _, terr := dec.Token(); terr != io.EOF {
 			err = errors.New("trailing data after the JSON object")
 		}
 	}
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return v, api.Errorf(api.CodeTooLarge, "request body is larger than %d bytes", h.o.MaxBodyBytes)
-		}
-		if errors.Is(err, io.EOF) {
-			return v, api.Errorf(api.CodeInvalid, "request body is empty; send a JSON object")
-		}
 		return v, api.Errorf(api.CodeInvalid, "request body is not valid JSON for this route: %s", jsonProblem(err))
 	}
 	return v, nil

@@ -1,0 +1,110 @@
+package config
+
+import "time"
+
+// Defaults. Each is the value a fresh install runs with when neither the file,
+// the environment nor a flag says otherwise; each is the safe choice.
+const (
+	// defaultDataDir is relative to the working directory so that a first
+	// `rampart serve` works without root and without touching system paths.
+	defaultDataDir = "./rampart-data"
+
+	// defaultHTTPSAddr and defaultMQTTAddr listen on loopback only: a fresh
+	// hub is not reachable from the network until an operator says so.
+	defaultHTTPSAddr = "127.0.0.1:8443"
+	defaultMQTTAddr  = "127.0.0.1:8883"
+
+	// defaultMaxBodyBytes (1 MiB) fits every JSON request the API takes (a
+	// CSR, a device list, a safety policy); firmware is uploaded by other
+	// means. Bigger bodies only serve to exhaust memory.
+	defaultMaxBodyBytes = 1 << 20
+
+	// defaultReadHeaderTimeout bounds how long a client may take to send its
+	// request headers, which defeats slowloris-style connection hoarding.
+	defaultReadHeaderTimeout = 10 * time.Second
+
+	// defaultTLSMinVersion: TLS 1.3 removes the legacy handshake, static RSA
+	// and CBC suites outright. "1.2" remains possible for older device stacks.
+	defaultTLSMinVersion = tls13
+
+	// defaultLogLevel and defaultLogFormat: info is what an operator needs
+	// day to day; text is what a person reads in a terminal.
+	defaultLogLevel  = "info"
+	defaultLogFormat = "text"
+
+	// defaultSetupCodeTTL: long enough to read the code off the console and
+	// type it into a browser, short enough that a code seen in an old log or
+	// scroll-back is useless.
+	defaultSetupCodeTTL = time.Hour
+
+	// defaultSessionTTL covers a working day; a stolen session token is
+	// useless by the next morning.
+	defaultSessionTTL = 12 * time.Hour
+
+	// defaultCheckpointEvery and defaultCheckpointInterval: a signed journal
+	// checkpoint at least every 1000 entries or every minute, whichever comes
+	// first, bounds how much history an attacker could rewrite unnoticed
+	// while keeping signing cost negligible.
+	defaultCheckpointEvery    = 1000
+	defaultCheckpointInterval = time.Minute
+)
+
+// TLS versions accepted by tls.min_version.
+const (
+	tls13 = "1.3"
+	tls12 = "1.2"
+)
+
+// Hard limits, with their reason.
+const (
+	// maxFileBytes caps the config file before it is parsed: a real config is
+	// a few KiB, and a YAML parser given gigabytes is a memory exhaustion.
+	maxFileBytes = 1 << 20
+
+	// maxNameLen and maxLabelLen are the DNS limits of RFC 1035 section 2.3.4
+	// (names in text form, without the trailing dot).
+	maxNameLen  = 253
+	maxLabelLen = 63
+)
+
+// Bounds of the numeric and duration settings, with their reason.
+var (
+	// https.max_body_bytes: under 1 KiB not even a login fits; over 64 MiB a
+	// handful of clients can exhaust the hub's memory.
+	maxBodyBytesBounds = intBounds{min: 1 << 10, max: 64 << 20, unit: "bytes"}
+
+	// https.read_header_timeout: under 1s, clients on slow cellular links
+	// cannot connect; over 2m, slow clients can hold connections open cheaply.
+	readHeaderTimeoutBounds = durBounds{min: time.Second, max: 2 * time.Minute}
+
+	// setup.code_ttl: under 1m nobody can type the code in; over 24h the
+	// one-time code becomes a standing credential.
+	setupCodeTTLBounds = durBounds{min: time.Minute, max: 24 * time.Hour}
+
+	// sessions.ttl: under 5m operators log in all day; over 7 days a stolen
+	// token stays valuable for too long.
+	sessionTTLBounds = durBounds{min: 5 * time.Minute, max: 7 * 24 * time.Hour}
+
+	// journal.checkpoint_every: at least 1; over a million entries the
+	// window of unsigned history is too large to be worth the name.
+	checkpointEveryBounds = intBounds{min: 1, max: 1_000_000, unit: "entries"}
+
+	// journal.checkpoint_interval: under 1s the signer does nothing else;
+	// over 1h an idle hub leaves its recent history unsigned for too long.
+	checkpointIntervalBounds = durBounds{min: time.Second, max: time.Hour}
+)
+
+// logLevels and logFormats are the accepted values of log.level and log.format.
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"text", "json"}
+)
+
+type intBounds struct {
+	min, max int64
+	unit     string
+}
+
+type durBounds struct {
+	min, max time.Duration
+}

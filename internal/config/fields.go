@@ -1,0 +1,218 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// field is one setting: its dotted key, its environment variable and where
+// it lives in a Config.
+type field struct {
+	key string
+	env string
+	ptr func(*Config) any // *string, *int, *int64, *Duration or *[]string
+}
+
+// fields lists every setting, in the file's order. Each has an environment
+// variable: RAMPART_ and the key in capitals with "_" for ".", except
+// data_dir, whose RAMPART_DATA matches the --data flag.
+var fields = []field{
+	{"data_dir", "RAMPART_DATA", func(c *Config) any { return &c.DataDir }},
+	{"https.addr", "RAMPART_HTTPS_ADDR", func(c *Config) any { return &c.HTTPS.Addr }},
+	{"https.hostnames", "RAMPART_HTTPS_HOSTNAMES", func(c *Config) any { return &c.HTTPS.Hostnames }},
+	{"https.max_body_bytes", "RAMPART_HTTPS_MAX_BODY_BYTES", func(c *Config) any { return &c.HTTPS.MaxBodyBytes }},
+	{"https.read_header_timeout", "RAMPART_HTTPS_READ_HEADER_TIMEOUT", func(c *Config) any { return &c.HTTPS.ReadHeaderTimeout }},
+	{"mqtt.addr", "RAMPART_MQTT_ADDR", func(c *Config) any { return &c.MQTT.Addr }},
+	{"tls.min_version", "RAMPART_TLS_MIN_VERSION", func(c *Config) any { return &c.TLS.MinVersion }},
+	{"log.level", "RAMPART_LOG_LEVEL", func(c *Config) any { return &c.Log.Level }},
+	{"log.format", "RAMPART_LOG_FORMAT", func(c *Config) any { return &c.Log.Format }},
+	{"master_key.file", "RAMPART_MASTER_KEY_FILE", func(c *Config) any { return &c.MasterKey.File }},
+	{"master_key.passphrase_file", "RAMPART_MASTER_PASSPHRASE_FILE", func(c *Config) any { return &c.MasterKey.PassphraseFile }},
+	{"setup.code_ttl", "RAMPART_SETUP_CODE_TTL", func(c *Config) any { return &c.Setup.CodeTTL }},
+	{"sessions.ttl", "RAMPART_SESSIONS_TTL", func(c *Config) any { return &c.Sessions.TTL }},
+	{"journal.checkpoint_every", "RAMPART_JOURNAL_CHECKPOINT_EVERY", func(c *Config) any { return &c.Journal.CheckpointEvery }},
+	{"journal.checkpoint_interval", "RAMPART_JOURNAL_CHECKPOINT_INTERVAL", func(c *Config) any { return &c.Journal.CheckpointInterval }},
+}
+
+// envConfigFile is the one RAMPART_* variable that is not a setting: cmd may
+// use it to name the config file.
+const envConfigFile = "RAMPART_CONFIG"
+
+// Keys returns the dotted key of every setting, in the file's order.
+func Keys() []string {
+	keys := make([]string, len(fields))
+	for i, f := range fields {
+		keys[i] = f.key
+	}
+	return keys
+}
+
+// EnvVar returns the environment variable that sets key, or "" if key is not
+// a setting.
+func EnvVar(key string) string {
+	if f := lookup(key); f != nil {
+		return f.env
+	}
+	return ""
+}
+
+func lookup(key string) *field {
+	for i := range fields {
+		if fields[i].key == key {
+			return &fields[i]
+		}
+	}
+	return nil
+}
+
+// isSection reports whether key names a group of settings, such as "https".
+func isSection(key string) bool {
+	for _, f := range fields {
+		if strings.HasPrefix(f.key, key+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// childKeys lists the names directly under prefix ("" for the top level).
+func childKeys(prefix string) []string {
+	seen := map[string]bool{}
+	var names []string
+	for _, f := range fields {
+		rest, ok := strings.CutPrefix(f.key, prefix)
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(rest, ".")
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// set parses s, a value from the environment or a flag, into f's setting.
+// Lists are comma-separated. The error says what is wrong and what to do.
+func (f *field) set(c *Config, s string) error {
+	switch p := f.ptr(c).(type) {
+	case *string:
+		*p = s
+	case *int:
+		n, err := f.parseInt(s)
+		if err != nil {
+			return err
+		}
+		*p = int(n)
+	case *int64:
+		n, err := f.parseInt(s)
+		if err != nil {
+			return err
+		}
+		*p = n
+	case *Duration:
+		d, err := parseDuration(s)
+		if err != nil {
+			return err
+		}
+		*p = d
+	case *[]string:
+		list := []string{}
+		for item := range strings.SplitSeq(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				list = append(list, item)
+			}
+		}
+		*p = list
+	default:
+		panic(fmt.Sprintf("config: field %s has unsupported type %T", f.key, p))
+	}
+	return nil
+}
+
+// parseInt parses a whole number written in decimal digits.
+func (f *field) parseInt(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err == nil && (n > 1<<31-1 || n < -(1<<31)) || errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("%s is far out of range (example: %s)", s, f.example())
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a whole number; write decimal digits only (example: %s)", s, f.example())
+	}
+	return n, nil
+}
+
+// isList reports whether f holds a list.
+func (f *field) isList() bool {
+	_, ok := f.ptr(&Config{}).(*[]string)
+	return ok
+}
+
+// example is f's default value, written as a person would write it.
+func (f *field) example() string {
+	switch p := f.ptr(Default()).(type) {
+	case *int:
+		return strconv.Itoa(*p)
+	case *int64:
+		return strconv.FormatInt(*p, 10)
+	case *Duration:
+		return p.String()
+	case *string:
+		return *p
+	}
+	return ""
+}
+
+// suggest returns the candidate closest to s when it is a plausible typo.
+func suggest(s string, candidates []string) string {
+	s = strings.ToLower(s)
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		lc := strings.ToLower(c)
+		d := editDistance(s, lc)
+		if d >= bestDist && min(len(s), len(lc)) >= 3 && (strings.HasPrefix(s, lc) || strings.HasPrefix(lc, s)) {
+			d = bestDist - 1 // "address" for "addr", "RAMPART_DATA_DIR" for "RAMPART_DATA"
+		}
+		if d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// envVars lists every setting's environment variable, sorted.
+func envVars() []string {
+	vars := make([]string, len(fields))
+	for i, f := range fields {
+		vars[i] = f.env
+	}
+	sort.Strings(vars)
+	return vars
+}
