@@ -32,5 +32,5 @@ const (
 	maxEmailBytes    = 254
 	// minOtherRunes: a password containing a context word (the email, the
 	// service name) needs this many other characters to stand on its own.
-	minOtherRunes = 8
+	minOtherRunes = 10
 )

@@ -64,7 +64,7 @@ func CheckPassword(pw secrets.Text, email string) error {
 	for _, w := range contextWords(email) {
 		if low == w || (utf8.RuneCountInString(w) >= 4 && strings.Contains(low, w) &&
 			utf8.RuneCountInString(strings.ReplaceAll(low, w, "")) < minOtherRunes) {
-			return api.Errorf(api.CodeInvalid, "password is built on %q; choose one that is not about this account or this service", w)
+			return api.Errorf(api.CodeInvalid, "password is built on the email address or the service name; choose one that is not about this account or this service")
 		}
 	}
 	if strings.Count(low, string([]rune(low)[0])) == len(low) {
