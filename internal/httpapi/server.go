@@ -27,6 +27,7 @@ func NewServer(addr string, cfg *tls.Config, h http.Handler, readHeaderTimeout t
 		return nil, err
 	}
 	ln := newHandshakeListener(raw, cfg, log)
+	ln.start()
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -64,19 +65,21 @@ type handshakeListener struct {
 	conns  chan net.Conn
 	errc   chan error
 	done   chan struct{}
-	once   sync.Once
-	tokens chan struct{}
+	once    sync.Once
+	tokens  chan struct{}
+	timeout time.Duration // TLS handshake deadline
 }
 
 func newHandshakeListener(raw net.Listener, cfg *tls.Config, log *slog.Logger) *handshakeListener {
 	l := &handshakeListener{
 		Listener: raw, cfg: cfg, log: log,
 		conns: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{}),
-		tokens: make(chan struct{}, maxPendingHandshakes),
+		tokens: make(chan struct{}, maxPendingHandshakes), timeout: handshakeTimeout,
 	}
-	go l.acceptLoop()
 	return l
 }
+
+func (l *handshakeListener) start() { go l.acceptLoop() }
 
 func (l *handshakeListener) acceptLoop() {
 	for {
@@ -109,8 +112,8 @@ func (l *handshakeListener) acceptLoop() {
 func (l *handshakeListener) handshake(c net.Conn) {
 	defer func() { <-l.tokens }()
 	tc := tls.Server(c, l.cfg)
-	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
-	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	_ = c.SetDeadline(time.Now().Add(l.timeout))
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {

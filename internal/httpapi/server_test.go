@@ -1,0 +1,82 @@
+package httpapi
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+)
+
+func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS13}, pool
+}
+
+// A client that connects and says nothing (slowloris) is cut off at the
+// handshake deadline, and a stalled handshake does not block others.
+func TestSilentClientIsDroppedAtTheHandshakeDeadline(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, pool := selfSigned(t)
+	l := newHandshakeListener(raw, cfg, slog.New(slog.DiscardHandler))
+	l.timeout = 300 * time.Millisecond
+	l.start()
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hello"))
+			c.Close()
+		}
+	}()
+	silent, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// A real client still gets through while the silent one waits.
+	good, err := tls.Dial("tcp", raw.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatalf("a good client was blocked by a silent one: %v", err)
+	}
+	b, _ := io.ReadAll(good)
+	good.Close()
+	if string(b) != "hello" {
+		t.Fatalf("good client read %q", b)
+	}
+	start := time.Now()
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := silent.Read(make([]byte, 1))
+	if n != 0 || err == nil {
+		t.Fatalf("silent client read %d bytes, err %v", n, err)
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the hub never closed a connection that sent nothing")
+	}
+	if waited := time.Since(start); waited > 4*time.Second {
+		t.Fatalf("closed after %v", waited)
+	}
+}
