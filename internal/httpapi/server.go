@@ -60,11 +60,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 type handshakeListener struct {
 	net.Listener
-	cfg    *tls.Config
-	log    *slog.Logger
-	conns  chan net.Conn
-	errc   chan error
-	done   chan struct{}
+	cfg     *tls.Config
+	log     *slog.Logger
+	conns   chan net.Conn
+	errc    chan error
+	done    chan struct{}
 	once    sync.Once
 	tokens  chan struct{}
 	timeout time.Duration // TLS handshake deadline
