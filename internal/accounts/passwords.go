@@ -98,15 +98,17 @@ var DefaultHashParams = HashParams{Time: 3, Memory: 64 * 1024, Threads: 4}
 type Hasher struct {
 	p     HashParams
 	slots chan struct{}
-	dummy string
+	dummy func() string // a hash of nothing, made on first use (not at start-up)
 }
 
 // NewHasher returns a hasher with at most runtime.NumCPU() hashes in flight.
 func NewHasher(p HashParams) *Hasher {
 	h := &Hasher{p: p, slots: make(chan struct{}, runtime.NumCPU())}
-	salt := make([]byte, 16)
-	rand.Read(salt)
-	h.dummy = h.encode(salt, argon2.IDKey([]byte("rampart dummy password"), salt, p.Time, p.Memory, p.Threads, 32))
+	h.dummy = sync.OnceValue(func() string {
+		salt := make([]byte, 16)
+		rand.Read(salt)
+		return h.encode(salt, argon2.IDKey([]byte("rampart dummy password"), salt, p.Time, p.Memory, p.Threads, 32))
+	})
 	return h
 }
 
@@ -155,7 +157,7 @@ func (h *Hasher) Verify(ctx context.Context, phc string, pw secrets.Text) (bool,
 
 // Burn spends the cost of one verification, for unknown users.
 func (h *Hasher) Burn(ctx context.Context) {
-	_, _ = h.Verify(ctx, h.dummy, "")
+	_, _ = h.Verify(ctx, h.dummy(), "")
 }
 
 func parsePHC(s string) (HashParams, []byte, []byte, error) {
