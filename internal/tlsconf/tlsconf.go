@@ -55,6 +55,11 @@ type ServerOptions struct {
 	// chains to it (mTLS). Nil means the listener authenticates clients at
 	// the application layer (HTTPS API with bearer tokens).
 	ClientCAs *x509.CertPool
+	// ClientCertOptional verifies a client certificate against ClientCAs
+	// when one is sent, but lets a client without one finish the handshake
+	// (the MQTT listener: devices without X.509 and applications then
+	// authenticate in CONNECT, and a missing credential is refused there).
+	ClientCertOptional bool
 	// VerifyClient runs after chain verification (revocation, quarantine...).
 	VerifyClient func(chains [][]*x509.Certificate) error
 	// NextProtos for ALPN, e.g. "h2", "http/1.1", "mqtt".
@@ -89,6 +94,9 @@ func Server(o ServerOptions) (*tls.Config, error) {
 	}
 	if o.ClientCAs != nil {
 		c.ClientAuth = tls.RequireAndVerifyClientCert
+		if o.ClientCertOptional {
+			c.ClientAuth = tls.VerifyClientCertIfGiven
+		}
 		c.ClientCAs = o.ClientCAs
 		if o.VerifyClient != nil {
 			verify := o.VerifyClient
