@@ -1,0 +1,351 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/rampart-iot/rampart/internal/journal"
+	"github.com/rampart-iot/rampart/internal/secrets"
+)
+
+// hook is the engine's only hook. Every decision denies unless this code
+// positively allows it (mochi allows when ANY hook allows; there is no
+// other hook).
+type hook struct {
+	mqtt.HookBase
+	b *Broker
+}
+
+func (h *hook) ID() string { return "rampart" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect,
+		mqtt.OnPacketRead, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublished,
+		mqtt.OnSelectSubscribers, mqtt.OnWill,
+	}, []byte{b})
+}
+
+func (h *hook) session(cl *mqtt.Client) *session {
+	h.b.mu.Lock()
+	defer h.b.mu.Unlock()
+	return h.b.sessions[cl]
+}
+
+// refuse sends a CONNACK with code and returns it as the error that makes
+// the engine drop the connection without creating a session.
+func (h *hook) refuse(cl *mqtt.Client, code packets.Code, action, reason string, id Identity) error {
+	h.b.m.authFailures.Inc()
+	wire := code
+	if cl.Properties.ProtocolVersion < 5 {
+		// MQTT 3.1.1 has only return codes 1-5; mochi maps some v5 codes
+		// itself, these it would send verbatim.
+		switch code {
+		case packets.ErrNotAuthorized:
+			wire = packets.Err3NotAuthorized
+		case packets.ErrConnectionRateExceeded:
+			wire = packets.Err3ServerUnavailable
+		}
+	}
+	_ = h.b.srv.SendConnack(cl, wire, false, nil)
+	detail := map[string]string{"reason": reason, "remote": cl.Net.Remote, "client_id": truncate(cl.ID, 128)}
+	h.b.recordAuthFailure(journal.Event{Actor: actorOf(id, cl), Tenant: id.TenantID, Action: action, Outcome: "denied", Detail: detail})
+	return code
+}
+
+func actorOf(id Identity, cl *mqtt.Client) string {
+	switch {
+	case id.DeviceID != "":
+		return "device:" + id.DeviceID
+	case id.AppID != "":
+		return "app:" + id.AppID
+	default:
+		return "anonymous@" + remoteIP(cl.Net.Remote)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// OnConnect authenticates and authorizes the CONNECT: the identity from the
+// client certificate (or username/password), the client ID, the will, bans
+// and clone checks. A refusal answers with its reason code and leaves no
+// session behind.
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	ctx := context.Background()
+	remote := cl.Net.Remote
+	ip := remoteIP(remote)
+	if h.b.flaps.banned("ip:" + ip) {
+		h.b.m.bans.Inc()
+		return h.refuse(cl, packets.ErrConnectionRateExceeded, "mqtt.connect", "address banned for flapping", Identity{})
+	}
+	var id Identity
+	var err error
+	tc, _ := cl.Net.Conn.(*tls.Conn)
+	if tc == nil {
+		return h.refuse(cl, packets.ErrNotAuthorized, "mqtt.connect", "not a TLS connection", id)
+	}
+	state := tc.ConnectionState()
+	switch {
+	case len(state.PeerCertificates) > 0:
+		leaf := state.PeerCertificates[0]
+		devID, ok := deviceIDFromCert(leaf)
+		if !ok {
+			return h.refuse(cl, packets.ErrNotAuthorized, "mqtt.connect", "certificate names no device", id)
+		}
+		id, err = h.b.o.Auth.AuthenticateDevice(ctx, devID, leaf)
+		if err != nil {
+			return h.refuse(cl, packets.ErrNotAuthorized, "mqtt.connect", "device refused: "+err.Error(), Identity{DeviceID: devID})
+		}
+	case pk.Connect.UsernameFlag && pk.Connect.PasswordFlag:
+		id, err = h.b.o.Auth.AuthenticatePassword(ctx, string(pk.Connect.Username), secrets.Text(pk.Connect.Password))
+		if err != nil {
+			return h.refuse(cl, packets.ErrBadUsernameOrPassword, "mqtt.connect", "bad username or password", id)
+		}
+	default:
+		return h.refuse(cl, packets.ErrNotAuthorized, "mqtt.connect", "no client certificate and no credentials", id)
+	}
+	key := "id:" + id.DeviceID + id.AppID
+	if h.b.flaps.banned(key) {
+		h.b.m.bans.Inc()
+		return h.refuse(cl, packets.ErrConnectionRateExceeded, "mqtt.connect", "identity banned for flapping", id)
+	}
+	if ban := h.b.flaps.connect(key, "ip:"+ip); ban > 0 {
+		h.b.m.bans.Inc()
+		h.b.record(journal.Event{Actor: actorOf(id, cl), Tenant: id.TenantID, Action: "mqtt.banned", Outcome: "success",
+			Detail: map[string]string{"reason": "flapping", "for": ban.String(), "remote": ip}})
+		return h.refuse(cl, packets.ErrConnectionRateExceeded, "mqtt.connect", "flapping", id)
+	}
+	if id.Kind == KindDevice && pk.Connect.ClientIdentifier != id.DeviceID {
+		return h.refuse(cl, packets.ErrClientIdentifierNotValid, "mqtt.connect",
+			fmt.Sprintf("client ID %q is not the device ID", truncate(pk.Connect.ClientIdentifier, 64)), id)
+	}
+	if pk.Connect.WillFlag {
+		if !h.mayWrite(id, pk.Connect.WillTopic) || (pk.Connect.WillRetain && id.Kind != KindDevice) {
+			h.b.m.aclDenials.Inc()
+			return h.refuse(cl, packets.ErrNotAuthorized, "mqtt.connect", "will topic not allowed: "+truncate(pk.Connect.WillTopic, 128), id)
+		}
+	}
+	if h.b.o.Sessions != nil {
+		if err := h.b.o.Sessions.Opened(ctx, id, remote); err != nil {
+			return h.refuse(cl, packets.ErrNotAuthorized, "mqtt.connect", "refused: "+err.Error(), id)
+		}
+	}
+	// The server decides the keepalive: never zero (a dead client would
+	// hold its slot forever), never beyond maxKeepalive.
+	ka := cl.State.Keepalive
+	if ka < minKeepalive || ka > maxKeepalive {
+		if ka < minKeepalive {
+			ka = minKeepalive
+		} else {
+			ka = maxKeepalive
+		}
+		cl.State.Keepalive = ka
+		cl.State.ServerKeepalive = true
+	}
+	lim := h.b.o.Limits
+	s := &session{id: id, remote: remote,
+		msgs:  newBucket(lim.PublishPerSec, float64(lim.PublishBurst), h.b.o.Now),
+		bytes: newBucket(lim.BytesPerSec, lim.BytesPerSec*2, h.b.o.Now)}
+	h.b.mu.Lock()
+	h.b.sessions[cl] = s
+	h.b.byConn[cl.Net.Conn] = cl
+	h.b.byID[cl.ID] = s
+	h.b.mu.Unlock()
+	h.b.m.connects.Inc()
+	return nil
+}
+
+// OnConnectAuthenticate allows only what OnConnect admitted.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	return h.session(cl) != nil
+}
+
+func (h *hook) mayWrite(id Identity, topic string) bool {
+	switch id.Kind {
+	case KindDevice:
+		return DeviceMayPublish(id.DeviceID, id.State, topic)
+	default:
+		return false // applications send commands through the API (safety policies), not raw MQTT
+	}
+}
+
+func (h *hook) mayRead(id Identity, filter string) bool {
+	switch id.Kind {
+	case KindDevice:
+		return DeviceMaySubscribe(id.DeviceID, id.State, filter)
+	case KindApp:
+		inner := filter
+		if in, ok := shareInner(filter); ok {
+			inner = in
+		}
+		if inner == "" || len(inner) > maxTopicBytes {
+			return false
+		}
+		if strings.HasPrefix(inner, "$") {
+			return id.Admin && strings.HasPrefix(inner, "$SYS")
+		}
+		return true // tenant isolation is enforced at delivery (OnSelectSubscribers)
+	default:
+		return false
+	}
+}
+
+// OnACLCheck decides publishes (write) and subscriptions (read).
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	s := h.session(cl)
+	if s == nil {
+		return false
+	}
+	var ok bool
+	if write {
+		ok = h.mayWrite(s.id, topic)
+	} else {
+		h.b.mu.Lock()
+		full := s.subs >= h.b.o.Limits.MaxSubscriptions
+		h.b.mu.Unlock()
+		ok = !full && h.mayRead(s.id, topic)
+	}
+	if !ok {
+		h.b.m.aclDenials.Inc()
+		h.b.recordAuthFailure(journal.Event{Actor: actorOf(s.id, cl), Tenant: s.id.TenantID, Action: "mqtt.acl", Outcome: "denied",
+			Detail: map[string]string{"topic": truncate(topic, 256), "write": fmt.Sprint(write)}})
+	}
+	return ok
+}
+
+// OnWill re-checks the will when it is about to be sent.
+func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	s := h.session(cl)
+	if s == nil || !h.mayWrite(s.id, will.TopicName) {
+		return mqtt.Will{}, errors.New("will not allowed")
+	}
+	return will, nil
+}
+
+// OnPacketRead enforces the per-client publish quotas.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish {
+		return pk, nil
+	}
+	s := h.session(cl)
+	if s == nil {
+		return pk, packets.ErrRejectPacket
+	}
+	if !s.msgs.take(1) || !s.bytes.take(float64(len(pk.Payload))) {
+		h.b.m.quotaDrops.Inc()
+		h.b.recordAuthFailure(journal.Event{Actor: actorOf(s.id, cl), Tenant: s.id.TenantID, Action: "mqtt.quota", Outcome: "denied",
+			Detail: map[string]string{"reason": "publish rate"}})
+		if cl.Properties.ProtocolVersion == 5 {
+			_ = h.b.srv.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
+		}
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, nil
+}
+
+// OnSubscribed and OnUnsubscribed count subscriptions against the quota.
+func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	n := 0
+	for _, c := range codes {
+		if c < 0x80 {
+			n++
+		}
+	}
+	h.b.mu.Lock()
+	if s := h.b.sessions[cl]; s != nil {
+		s.subs += n
+	}
+	h.b.mu.Unlock()
+}
+
+func (h *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	h.b.mu.Lock()
+	if s := h.b.sessions[cl]; s != nil {
+		s.subs -= len(pk.Filters)
+		if s.subs < 0 {
+			s.subs = 0
+		}
+	}
+	h.b.mu.Unlock()
+}
+
+// OnSelectSubscribers drops every subscriber of another tenant than the
+// publishing device's: an application's "#" sees only its own tenant.
+func (h *hook) OnSelectSubscribers(subs *mqtt.Subscribers, pk packets.Packet) *mqtt.Subscribers {
+	h.b.mu.Lock()
+	defer h.b.mu.Unlock()
+	tenant := ""
+	if s := h.b.byID[pk.Origin]; s != nil {
+		tenant = s.id.TenantID
+	}
+	allowed := func(clientID string) bool {
+		s := h.b.byID[clientID]
+		return tenant != "" && s != nil && s.id.TenantID == tenant
+	}
+	for id := range subs.Subscriptions {
+		if !allowed(id) {
+			delete(subs.Subscriptions, id)
+		}
+	}
+	for group, m := range subs.Shared {
+		for id := range m {
+			if !allowed(id) {
+				delete(m, id)
+			}
+		}
+		if len(m) == 0 {
+			delete(subs.Shared, group)
+		}
+	}
+	for id := range subs.SharedSelected {
+		if !allowed(id) {
+			delete(subs.SharedSelected, id)
+		}
+	}
+	return subs
+}
+
+// OnPublished hands accepted device messages to telemetry storage.
+func (h *hook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
+	if h.b.o.Sink == nil {
+		return
+	}
+	s := h.session(cl)
+	if s == nil || s.id.Kind != KindDevice {
+		return
+	}
+	h.b.o.Sink.Ingest(Message{TenantID: s.id.TenantID, DeviceID: s.id.DeviceID, Topic: pk.TopicName,
+		Payload: append([]byte(nil), pk.Payload...), ContentType: pk.Properties.ContentType, QoS: pk.FixedHeader.Qos,
+		Received: h.b.o.Now()})
+}
+
+// OnDisconnect forgets the session.
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.b.forget(cl)
+}
+
+func (b *Broker) forget(cl *mqtt.Client) {
+	b.mu.Lock()
+	s := b.sessions[cl]
+	delete(b.sessions, cl)
+	delete(b.byConn, cl.Net.Conn)
+	if b.byID[cl.ID] == s {
+		delete(b.byID, cl.ID)
+	}
+	b.mu.Unlock()
+	if s != nil && b.o.Sessions != nil {
+		b.o.Sessions.Closed(context.Background(), s.id, s.remote)
+	}
+}
