@@ -86,6 +86,12 @@ type Message struct {
 	Received    time.Time
 }
 
+// SecretRotator changes a secret-authenticated device's secret (the
+// must_rotate flow over MQTT).
+type SecretRotator interface {
+	RotateSecret(ctx context.Context, deviceID string, current, next secrets.Text, source string) error
+}
+
 // Sink receives accepted device messages (telemetry ingest).
 type Sink interface {
 	Ingest(m Message)
@@ -103,6 +109,7 @@ type Options struct {
 	Auth     Authenticator
 	Sessions SessionTracker // optional
 	Sink     Sink           // optional
+	Rotator  SecretRotator  // optional; without it must_rotate devices cannot rotate over MQTT
 	Journal  Recorder
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // optional
@@ -250,6 +257,23 @@ func (b *Broker) DisconnectDevice(deviceID string) int {
 		cl.Stop(errors.New("revoked"))
 	}
 	return len(victims)
+}
+
+// Disconnect closes the live sessions of a device, only the one from
+// remoteAddr when it is not empty (devices.Disconnector).
+func (b *Broker) Disconnect(deviceID, remoteAddr, reason string) {
+	b.mu.Lock()
+	var victims []*mqtt.Client
+	for cl, s := range b.sessions {
+		if s.id.Kind == KindDevice && s.id.DeviceID == deviceID && (remoteAddr == "" || s.remote == remoteAddr) {
+			victims = append(victims, cl)
+		}
+	}
+	b.mu.Unlock()
+	for _, cl := range victims {
+		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+		cl.Stop(errors.New(reason))
+	}
 }
 
 func (b *Broker) record(e journal.Event) {

@@ -644,3 +644,89 @@ func TestDisconnectDeviceClosesLiveSessions(t *testing.T) {
 		t.Fatal("the device's session stayed open")
 	}
 }
+
+type rotator struct {
+	mu      sync.Mutex
+	current map[string]string
+	onOK    func(id string)
+}
+
+func (r *rotator) RotateSecret(_ context.Context, id string, cur, next secrets.Text, _ string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.current[id] != cur.Reveal() || len(next.Reveal()) < 16 {
+		return errors.New("wrong current secret")
+	}
+	r.current[id] = next.Reveal()
+	r.onOK(id)
+	return nil
+}
+
+func TestMustRotateDeviceCanOnlyRotateFirst(t *testing.T) {
+	e := newEnv(t, Limits{})
+	rot := &rotator{current: map[string]string{"sensor": "initial-secret-0001"}}
+	rot.onOK = func(id string) {
+		e.reg.mu.Lock()
+		e.reg.apps["new-secret-0123456789"] = Identity{Kind: KindDevice, DeviceID: id, TenantID: "tenantA"}
+		e.reg.mu.Unlock()
+	}
+	e.b.o.Rotator = rot
+	e.reg.apps["initial-secret-0001"] = Identity{Kind: KindDevice, DeviceID: "sensor", TenantID: "tenantA", State: DeviceState{MustRotate: true}}
+	e.app("appA", "tenantA", "tokA")
+	got := make(chan string, 10)
+	app := e.paho("appA", nil, "appA", "tokA")
+	app.Subscribe("#", 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() + " " + string(m.Payload()) }).WaitTimeout(5 * time.Second)
+
+	r := e.raw(nil)
+	pk := connectPacket(5, "sensor")
+	pk.Connect.UsernameFlag, pk.Connect.Username = true, []byte("sensor")
+	pk.Connect.PasswordFlag, pk.Connect.Password = true, []byte("initial-secret-0001")
+	// AuthenticatePassword of the test registry matches username to AppID;
+	// register the device's username as well.
+	e.reg.mu.Lock()
+	id := e.reg.apps["initial-secret-0001"]
+	id.AppID = "sensor"
+	e.reg.apps["initial-secret-0001"] = id
+	e.reg.mu.Unlock()
+	if code := r.connack(pk); code != 0 {
+		t.Fatalf("connect: 0x%x", code)
+	}
+	publish := func(id uint16, topic, payload string) byte {
+		r.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, ProtocolVersion: 5, PacketID: id, TopicName: topic, Payload: []byte(payload)})
+		typ, body, err := r.read()
+		if err != nil || typ != packets.Puback {
+			t.Fatalf("no PUBACK for %s: %v", topic, err)
+		}
+		if len(body) < 3 {
+			return 0
+		}
+		return body[2]
+	}
+	if code := publish(1, "devices/sensor/telemetry/t", "1"); code != packets.ErrNotAuthorized.Code {
+		t.Fatalf("telemetry before rotation: 0x%x, want 0x87", code)
+	}
+	if code := publish(2, "devices/sensor/credentials/rotate", `{"current":"wrong","new":"new-secret-0123456789"}`); code != packets.ErrNotAuthorized.Code {
+		t.Fatalf("rotation with a wrong current secret: 0x%x", code)
+	}
+	if code := publish(3, "devices/sensor/credentials/rotate", `{"current":"initial-secret-0001","new":"new-secret-0123456789"}`); code != 0 {
+		t.Fatalf("rotation: 0x%x", code)
+	}
+	if code := publish(4, "devices/sensor/telemetry/t", "2"); code != 0 {
+		t.Fatalf("telemetry after rotation: 0x%x", code)
+	}
+	select {
+	case m := <-got:
+		if strings.Contains(m, "secret") || !strings.HasPrefix(m, "devices/sensor/telemetry/t") {
+			t.Fatalf("subscriber saw %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("telemetry after rotation not delivered")
+	}
+	e.sink.mu.Lock()
+	defer e.sink.mu.Unlock()
+	for _, m := range e.sink.msgs {
+		if strings.Contains(string(m.Payload), "secret") {
+			t.Fatal("the rotation payload reached telemetry storage")
+		}
+	}
+}

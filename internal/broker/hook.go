@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -29,7 +30,7 @@ func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect,
 		mqtt.OnPacketRead, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublished,
-		mqtt.OnSelectSubscribers, mqtt.OnWill,
+		mqtt.OnSelectSubscribers, mqtt.OnWill, mqtt.OnPublish,
 	}, []byte{b})
 }
 
@@ -37,6 +38,18 @@ func (h *hook) session(cl *mqtt.Client) *session {
 	h.b.mu.Lock()
 	defer h.b.mu.Unlock()
 	return h.b.sessions[cl]
+}
+
+// ident returns a copy of the client's identity, read under the lock (the
+// rotation flow changes it).
+func (h *hook) ident(cl *mqtt.Client) (Identity, bool) {
+	h.b.mu.Lock()
+	defer h.b.mu.Unlock()
+	s := h.b.sessions[cl]
+	if s == nil {
+		return Identity{}, false
+	}
+	return s.id, true
 }
 
 // refuse sends a CONNACK with code and returns it as the error that makes
@@ -204,22 +217,22 @@ func (h *hook) mayRead(id Identity, filter string) bool {
 
 // OnACLCheck decides publishes (write) and subscriptions (read).
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	s := h.session(cl)
-	if s == nil {
+	id, found := h.ident(cl)
+	if !found {
 		return false
 	}
 	var ok bool
 	if write {
-		ok = h.mayWrite(s.id, topic)
+		ok = h.mayWrite(id, topic)
 	} else {
 		h.b.mu.Lock()
-		full := s.subs >= h.b.o.Limits.MaxSubscriptions
+		full := h.b.sessions[cl] == nil || h.b.sessions[cl].subs >= h.b.o.Limits.MaxSubscriptions
 		h.b.mu.Unlock()
-		ok = !full && h.mayRead(s.id, topic)
+		ok = !full && h.mayRead(id, topic)
 	}
 	if !ok {
 		h.b.m.aclDenials.Inc()
-		h.b.recordAuthFailure(journal.Event{Actor: actorOf(s.id, cl), Tenant: s.id.TenantID, Action: "mqtt.acl", Outcome: "denied",
+		h.b.recordAuthFailure(journal.Event{Actor: actorOf(id, cl), Tenant: id.TenantID, Action: "mqtt.acl", Outcome: "denied",
 			Detail: map[string]string{"topic": truncate(topic, 256), "write": fmt.Sprint(write)}})
 	}
 	return ok
@@ -227,8 +240,8 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 
 // OnWill re-checks the will when it is about to be sent.
 func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
-	s := h.session(cl)
-	if s == nil || !h.mayWrite(s.id, will.TopicName) {
+	id, found := h.ident(cl)
+	if !found || !h.mayWrite(id, will.TopicName) {
 		return mqtt.Will{}, errors.New("will not allowed")
 	}
 	return will, nil
@@ -317,16 +330,57 @@ func (h *hook) OnSelectSubscribers(subs *mqtt.Subscribers, pk packets.Packet) *m
 	return subs
 }
 
+// rotateRequest is the payload a must_rotate device publishes to
+// devices/{id}/credentials/rotate.
+type rotateRequest struct {
+	Current string `json:"current"`
+	New     string `json:"new"`
+}
+
+// OnPublish handles the secret rotation topic: the message is consumed here
+// and never delivered or stored (it carries secrets).
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	s := h.session(cl)
+	id, found := h.ident(cl)
+	if !found {
+		return pk, packets.ErrRejectPacket
+	}
+	if id.Kind != KindDevice || pk.TopicName != "devices/"+id.DeviceID+"/credentials/rotate" {
+		return pk, nil
+	}
+	deny := func(code packets.Code) (packets.Packet, error) {
+		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+			return pk, code
+		}
+		return pk, packets.ErrRejectPacket // v3 has no negative PUBACK; the message is dropped
+	}
+	var req rotateRequest
+	if h.b.o.Rotator == nil || len(pk.Payload) > 4096 || json.Unmarshal(pk.Payload, &req) != nil || req.New == "" {
+		return deny(packets.ErrPayloadFormatInvalid)
+	}
+	if err := h.b.o.Rotator.RotateSecret(context.Background(), id.DeviceID, secrets.Text(req.Current), secrets.Text(req.New), s.remote); err != nil {
+		return deny(packets.ErrNotAuthorized)
+	}
+	h.b.mu.Lock()
+	s.id.State.MustRotate = false
+	h.b.mu.Unlock()
+	return pk, packets.CodeSuccessIgnore // acknowledged, never forwarded
+}
+
 // OnPublished hands accepted device messages to telemetry storage.
 func (h *hook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 	if h.b.o.Sink == nil {
 		return
 	}
-	s := h.session(cl)
-	if s == nil || s.id.Kind != KindDevice {
+	id, found := h.ident(cl)
+	if !found || id.Kind != KindDevice || pk.Ignore {
 		return
 	}
-	h.b.o.Sink.Ingest(Message{TenantID: s.id.TenantID, DeviceID: s.id.DeviceID, Topic: pk.TopicName,
+	rest, _ := ownSubtree(id.DeviceID, pk.TopicName)
+	if root, _, _ := strings.Cut(rest, "/"); !devicePublishRoots[root] {
+		return // credentials never reach storage
+	}
+	h.b.o.Sink.Ingest(Message{TenantID: id.TenantID, DeviceID: id.DeviceID, Topic: pk.TopicName,
 		Payload: append([]byte(nil), pk.Payload...), ContentType: pk.Properties.ContentType, QoS: pk.FixedHeader.Qos,
 		Received: h.b.o.Now()})
 }
