@@ -131,6 +131,7 @@ type Limits struct {
 	ReceiveMaximum      int
 	HandshakeTimeout    time.Duration
 	ConnectTimeout      time.Duration
+	FlapMaxConnects     int // CONNECTs per identity within the flapping window before a ban
 }
 
 func (l *Limits) fill() {
@@ -154,6 +155,7 @@ func (l *Limits) fill() {
 	deff(&l.BytesPerSec, DefaultBytesPerSec)
 	def(&l.MaxSubscriptions, DefaultMaxSubscriptions)
 	def(&l.ReceiveMaximum, DefaultReceiveMaximum)
+	def(&l.FlapMaxConnects, flapMaxConnects)
 	if l.HandshakeTimeout <= 0 {
 		l.HandshakeTimeout = handshakeTimeout
 	}
@@ -209,7 +211,7 @@ func New(o Options) (*Broker, error) {
 	caps.MaximumInflight = uint16(o.Limits.ReceiveMaximum * 4)
 	caps.MaximumClients = int64(o.Limits.MaxConns)
 	caps.MaximumSessionExpiryInterval = 7 * 24 * 3600
-	caps.MaximumClientWritesPending = 1024
+	caps.MaximumClientWritesPending = maxWritesPending
 	caps.TopicAliasMaximum = 0
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
@@ -217,7 +219,7 @@ func New(o Options) (*Broker, error) {
 		InlineClient: false, // the inline client bypasses ACLs; never enable it
 	})
 	b := &Broker{o: o, srv: srv, sessions: map[*mqtt.Client]*session{}, byConn: map[net.Conn]*mqtt.Client{}, byID: map[string]*session{},
-		flaps: newFlapTracker(o.Now)}
+		flaps: newFlapTracker(o.Now, o.Limits.FlapMaxConnects)}
 	b.m = newMetrics(o.Registry)
 	if err := srv.AddHook(&hook{b: b}, nil); err != nil {
 		return nil, err

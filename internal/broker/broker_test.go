@@ -90,7 +90,7 @@ func (s *sink) Ingest(m Message) {
 }
 
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	b        *Broker
 	addr     string
 	ca       *testkit.CA
@@ -101,7 +101,7 @@ type env struct {
 	promReg  *prometheus.Registry
 }
 
-func newEnv(t *testing.T, lim Limits) *env {
+func newEnv(t testing.TB, lim Limits) *env {
 	t.Helper()
 	ca := testkit.NewCA(t, "device CA")
 	serverCA := testkit.NewCA(t, "hub root")
@@ -169,7 +169,7 @@ func (e *env) paho(clientID string, cert *tls.Certificate, user, pass string) pa
 
 // raw is a hand-driven MQTT connection for attack tests.
 type raw struct {
-	t *testing.T
+	t testing.TB
 	c net.Conn
 	r *bufio.Reader
 }
@@ -183,6 +183,8 @@ func (e *env) raw(cert *tls.Certificate) *raw {
 	e.t.Cleanup(func() { c.Close() })
 	return &raw{t: e.t, c: c, r: bufio.NewReader(c)}
 }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
 
 func (r *raw) write(pk packets.Packet) {
 	r.t.Helper()

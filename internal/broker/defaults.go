@@ -36,6 +36,11 @@ const (
 	// DefaultBytesPerSec: 256 KiB/s sustained per client.
 	DefaultBytesPerSec = 256 << 10
 
+	// maxWritesPending: messages queued to one client before the engine
+	// drops (and counts) further ones; an application subscribed to a whole
+	// fleet needs room, a stuck client must not grow without bound.
+	maxWritesPending = 8192
+
 	// DefaultMaxSubscriptions per client.
 	DefaultMaxSubscriptions = 32
 	// DefaultReceiveMaximum: inflight QoS 1/2 messages per client.

@@ -39,14 +39,15 @@ func (b *bucket) take(n float64) bool {
 // flapTracker bans identities and addresses that connect too often.
 type flapTracker struct {
 	mu     sync.Mutex
+	max    int
 	now    func() time.Time
 	seen   map[string][]time.Time
 	bans   map[string]time.Time     // key -> banned until
 	strike map[string]time.Duration // key -> last ban length
 }
 
-func newFlapTracker(now func() time.Time) *flapTracker {
-	return &flapTracker{now: now, seen: map[string][]time.Time{}, bans: map[string]time.Time{}, strike: map[string]time.Duration{}}
+func newFlapTracker(now func() time.Time, max int) *flapTracker {
+	return &flapTracker{now: now, max: max, seen: map[string][]time.Time{}, bans: map[string]time.Time{}, strike: map[string]time.Duration{}}
 }
 
 func (f *flapTracker) banned(key string) bool {
@@ -75,7 +76,7 @@ func (f *flapTracker) connect(key, ipKey string) time.Duration {
 	}
 	kept = append(kept, now)
 	f.seen[key] = kept
-	if len(kept) <= flapMaxConnects {
+	if len(kept) <= f.max {
 		return 0
 	}
 	ban := f.strike[key] * 2
