@@ -11,8 +11,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -39,9 +37,10 @@ const (
 
 // Tenant is an isolated organisation.
 type Tenant struct {
-	ID        string
-	Name      string
-	CreatedAt time.Time
+	ID         string
+	Name       string
+	CreatedAt  time.Time
+	RequireMFA bool // every user of the tenant must use a second factor
 }
 
 // User is a person who logs in.
@@ -52,6 +51,12 @@ type User struct {
 	PasswordHash string // PHC string; never leaves this package's callers
 	Role         Role
 	CreatedAt    time.Time
+
+	MFAEnabled   bool
+	TOTPSecret   []byte // sealed; nil without TOTP
+	TOTPPending  []byte // sealed; a secret being enrolled, not yet confirmed
+	FailedLogins int    // consecutive failures across every source
+	HardLocked   bool   // 100 consecutive failures: only a reset link opens it
 }
 
 // Session is a logged-in bearer token, stored only as its hash.
@@ -60,7 +65,8 @@ type Session struct {
 	UserID    string
 	TenantID  string
 	CreatedAt time.Time
-	ExpiresAt time.Time
+	ExpiresAt time.Time // absolute expiry
+	LastSeen  time.Time // for idle expiry
 }
 
 // SetupCode is the stored state of the one-time setup code.
@@ -77,6 +83,23 @@ type Principal struct {
 	TenantID string
 	Email    string
 	Role     Role
+
+	// TokenID is set when the request carries an API token (not a
+	// session); Scopes are then all it may do (within Role, its creator's
+	// current role).
+	TokenID string
+	Scopes  []Permission
+	// MFASetupRequired: the tenant requires MFA and this user has none
+	// yet; the session may only reach its own account to enrol.
+	MFASetupRequired bool
+}
+
+// Actor names the principal in the journal.
+func (p Principal) Actor() string {
+	if p.TokenID != "" {
+		return p.TokenID
+	}
+	return p.UserID
 }
 
 // Sentinel errors adapters return.
@@ -86,6 +109,8 @@ var (
 	ErrSetupDone = errors.New("setup already done")
 	// ErrEmailTaken is returned when the email is in use.
 	ErrEmailTaken = errors.New("email already registered")
+	// ErrUsed is returned when a single-use token was already spent.
+	ErrUsed = errors.New("already used")
 )
 
 // Store is what accounts needs from storage.
@@ -104,6 +129,7 @@ type Store interface {
 	CreateSession(ctx context.Context, s Session) error
 	SessionByHash(ctx context.Context, hash []byte) (Session, error)
 	DeleteSession(ctx context.Context, hash []byte) error
+	MoreStore
 }
 
 // Recorder is the journal as accounts sees it.
@@ -121,17 +147,42 @@ type Options struct {
 	SetupTTL   time.Duration
 	SessionTTL time.Duration
 	Logger     *slog.Logger
+
+	// Sealer encrypts TOTP secrets at rest (the keyring).
+	Sealer Sealer
+	// IdleTTL ends a session unused for this long.
+	IdleTTL   time.Duration
+	InviteTTL time.Duration
+	ResetTTL  time.Duration
+	// OpenSignup lets anyone create a new tenant (off by default).
+	OpenSignup bool
+}
+
+// Sealer is the keyring as accounts sees it.
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(ciphertext, aad []byte) ([]byte, error)
 }
 
 // Service implements setup, login and sessions.
 type Service struct {
-	o Options
+	o        Options
+	throttle *throttle
 }
 
 // New validates options and returns a Service.
 func New(o Options) (*Service, error) {
-	if o.Store == nil || o.Journal == nil || o.Now == nil || o.Rand == nil || o.Hasher == nil {
-		return nil, errors.New("accounts: Store, Journal, Now, Rand and Hasher are required")
+	if o.Store == nil || o.Journal == nil || o.Now == nil || o.Rand == nil || o.Hasher == nil || o.Sealer == nil {
+		return nil, errors.New("accounts: Store, Journal, Now, Rand, Hasher and Sealer are required")
+	}
+	if o.IdleTTL <= 0 {
+		o.IdleTTL = DefaultSessionIdleTTL
+	}
+	if o.InviteTTL <= 0 {
+		o.InviteTTL = DefaultInviteTTL
+	}
+	if o.ResetTTL <= 0 {
+		o.ResetTTL = DefaultResetTTL
 	}
 	if o.SetupTTL <= 0 {
 		o.SetupTTL = DefaultSetupTTL
@@ -142,7 +193,7 @@ func New(o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{o: o}, nil
+	return &Service{o: o, throttle: newThrottle(o.Now)}, nil
 }
 
 var codeEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -268,94 +319,6 @@ func (s *Service) Setup(ctx context.Context, code secrets.Text, email string, pa
 	s.record(ctx, journal.Event{Actor: u.ID, Tenant: t.ID, Action: "setup.owner_created", Target: u.ID, Outcome: "success",
 		Detail: map[string]string{"email": email}})
 	return u, nil
-}
-
-// Login checks a password and returns a new session token (shown once).
-// An unknown email costs one hash too, and gets the same answer as a wrong
-// password, so the API does not tell which accounts exist.
-func (s *Service) Login(ctx context.Context, email string, password secrets.Text, source string) (secrets.Text, Session, error) {
-	bad := api.Errorf(api.CodeUnauthenticated, "wrong email or password")
-	norm, err := ValidateEmail(email)
-	if err != nil || len(password.Reveal()) == 0 || len(password.Reveal()) > maxPasswordBytes {
-		s.o.Hasher.Burn(ctx)
-		s.record(ctx, journal.Event{Actor: "anonymous", Action: "auth.login", Outcome: "failure",
-			Detail: map[string]string{"reason": "malformed", "source": source}})
-		return "", Session{}, bad
-	}
-	u, err := s.o.Store.UserByEmail(ctx, norm)
-	if errors.Is(err, ErrNotFound) {
-		s.o.Hasher.Burn(ctx)
-		s.record(ctx, journal.Event{Actor: "anonymous", Action: "auth.login", Outcome: "failure",
-			Detail: map[string]string{"reason": "unknown user", "email": norm, "source": source}})
-		return "", Session{}, bad
-	}
-	if err != nil {
-		return "", Session{}, err
-	}
-	ok, err := s.o.Hasher.Verify(ctx, u.PasswordHash, password)
-	if err != nil {
-		return "", Session{}, err
-	}
-	if !ok {
-		s.record(ctx, journal.Event{Actor: u.ID, Tenant: u.TenantID, Action: "auth.login", Target: u.ID, Outcome: "failure",
-			Detail: map[string]string{"reason": "wrong password", "source": source}})
-		return "", Session{}, bad
-	}
-	raw := make([]byte, sessionTokenBytes)
-	if _, err := io.ReadFull(s.o.Rand, raw); err != nil {
-		return "", Session{}, fmt.Errorf("reading randomness for session: %w", err)
-	}
-	token := sessionPrefix + base64.RawURLEncoding.EncodeToString(raw)
-	now := s.o.Now().UTC()
-	sess := Session{TokenHash: hashToken(token), UserID: u.ID, TenantID: u.TenantID, CreatedAt: now, ExpiresAt: now.Add(s.o.SessionTTL)}
-	if err := s.o.Store.CreateSession(ctx, sess); err != nil {
-		return "", Session{}, err
-	}
-	s.record(ctx, journal.Event{Actor: u.ID, Tenant: u.TenantID, Action: "auth.login", Target: u.ID, Outcome: "success",
-		Detail: map[string]string{"source": source, "session": hex.EncodeToString(sess.TokenHash[:8])}})
-	return secrets.Text(token), sess, nil
-}
-
-func hashToken(token string) []byte {
-	sum := sha256.Sum256([]byte("rampart/session/v1\x00" + token))
-	return sum[:]
-}
-
-// Authenticate resolves a bearer token to its principal.
-func (s *Service) Authenticate(ctx context.Context, token secrets.Text) (Principal, error) {
-	unauth := api.Errorf(api.CodeUnauthenticated, "missing, expired or unknown bearer token; log in again")
-	t := token.Reveal()
-	if !strings.HasPrefix(t, sessionPrefix) || len(t) > maxTokenBytes {
-		return Principal{}, unauth
-	}
-	sess, err := s.o.Store.SessionByHash(ctx, hashToken(t))
-	if errors.Is(err, ErrNotFound) {
-		return Principal{}, unauth
-	}
-	if err != nil {
-		return Principal{}, err
-	}
-	if !s.o.Now().Before(sess.ExpiresAt) {
-		_ = s.o.Store.DeleteSession(ctx, sess.TokenHash)
-		return Principal{}, unauth
-	}
-	u, err := s.o.Store.UserByID(ctx, sess.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return Principal{}, unauth
-	}
-	if err != nil {
-		return Principal{}, err
-	}
-	return Principal{UserID: u.ID, TenantID: u.TenantID, Email: u.Email, Role: u.Role}, nil
-}
-
-// Logout ends the session of token.
-func (s *Service) Logout(ctx context.Context, p Principal, token secrets.Text) error {
-	if err := s.o.Store.DeleteSession(ctx, hashToken(token.Reveal())); err != nil && !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	s.record(ctx, journal.Event{Actor: p.UserID, Tenant: p.TenantID, Action: "auth.logout", Target: p.UserID, Outcome: "success"})
-	return nil
 }
 
 // record journals an event; a journal failure is logged loudly. Callers on

@@ -1,8 +1,8 @@
 package accounts
 
 import (
-	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -10,39 +10,96 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/rampart-iot/rampart/api"
 	"github.com/rampart-iot/rampart/internal/secrets"
 )
 
-// commonPasswords is the 10,000 most common passwords, ranked (from the
-// MIT-licensed zxcvbn-ts "language-common" list; see
-// common-passwords.LICENSE.txt). Issue #3 replaces it with a larger
-// breached-password filter.
+// blocklistGz is the password blocklist: common and breached passwords
+// plus dictionary words and names, NFKC-normalised, lower-cased, sorted, one
+// a line, gzip-compressed. scripts/blocklist/build.sh builds it from the
+// MIT-licensed zxcvbn-ts lists it names (see blocklist.LICENSE.txt and
+// blocklist.NOTICE.txt).
 //
-//go:embed common-passwords.txt
-var commonPasswordsTxt []byte
+//go:embed blocklist.txt.gz
+var blocklistGz []byte
 
-var commonPasswords = sync.OnceValue(func() map[string]struct{} {
-	m := make(map[string]struct{}, 10000)
-	sc := bufio.NewScanner(bytes.NewReader(commonPasswordsTxt))
-	for sc.Scan() {
-		if w := strings.TrimSpace(sc.Text()); w != "" {
-			m[strings.ToLower(w)] = struct{}{}
-		}
+// blocklist is the decompressed list: one string and the start of each
+// entry, searched by bisection (about 2 MB in memory, loaded on first use).
+type blocklist struct {
+	all    string
+	starts []int32
+}
+
+var loadBlocklist = sync.OnceValue(func() *blocklist {
+	zr, err := gzip.NewReader(bytes.NewReader(blocklistGz))
+	if err != nil {
+		panic("accounts: embedded blocklist is corrupt: " + err.Error())
 	}
-	return m
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		panic("accounts: embedded blocklist is corrupt: " + err.Error())
+	}
+	b := &blocklist{all: string(raw)}
+	for i := 0; i < len(raw); {
+		b.starts = append(b.starts, int32(i))
+		j := bytes.IndexByte(raw[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	return b
 })
 
-// CheckPassword applies the password policy: 15 to 128 characters, any
-// Unicode, no composition rules, not a common password, not the email.
+func (b *blocklist) entry(i int) string {
+	s := b.all[b.starts[i]:]
+	if j := strings.IndexByte(s, '\n'); j >= 0 {
+		s = s[:j]
+	}
+	return s
+}
+
+func (b *blocklist) Len() int { return len(b.starts) }
+
+func (b *blocklist) contains(w string) bool {
+	i := sort.Search(len(b.starts), func(i int) bool { return b.entry(i) >= w })
+	return i < len(b.starts) && b.entry(i) == w
+}
+
+// NormalizePassword is what is hashed and checked: NFKC (so that the same
+// password typed on two keyboards is the same password), nothing else.
+func NormalizePassword(pw secrets.Text) secrets.Text {
+	return secrets.Text(norm.NFKC.String(pw.Reveal()))
+}
+
+// PasswordContext is what a password must not be built on, and whether the
+// account has a second factor (which lowers the minimum length).
+type PasswordContext struct {
+	Email      string
+	TenantName string
+	HasMFA     bool
+}
+
+// CheckPassword applies the policy for an account without a second factor.
 func CheckPassword(pw secrets.Text, email string) error {
+	return CheckPasswordPolicy(pw, PasswordContext{Email: email})
+}
+
+// CheckPasswordPolicy applies the password policy (NIST SP 800-63B rev. 4):
+// at least 15 characters without a second factor, 8 with one; up to 128;
+// any Unicode, NFKC-normalised; no composition rules; not on the blocklist;
+// not built on the email, the tenant's name or the service's name.
+func CheckPasswordPolicy(pw secrets.Text, pc PasswordContext) error {
 	p := pw.Reveal()
 	if !utf8.ValidString(p) {
 		return api.Errorf(api.CodeInvalid, "password must be valid UTF-8")
@@ -50,35 +107,46 @@ func CheckPassword(pw secrets.Text, email string) error {
 	if len(p) > maxPasswordBytes {
 		return api.Errorf(api.CodeInvalid, "password is longer than %d bytes", maxPasswordBytes)
 	}
+	p = norm.NFKC.String(p)
 	n := utf8.RuneCountInString(p)
-	if n < minPasswordRunes {
-		return api.Errorf(api.CodeInvalid, "password must be at least %d characters (it has %d); a passphrase of several words is easiest", minPasswordRunes, n)
+	minRunes := minPasswordRunes
+	if pc.HasMFA {
+		minRunes = minPasswordRunesMFA
+	}
+	if n < minRunes {
+		return api.Errorf(api.CodeInvalid, "password must be at least %d characters (it has %d); a passphrase of several words is easiest", minRunes, n)
 	}
 	if n > maxPasswordRunes {
 		return api.Errorf(api.CodeInvalid, "password must be at most %d characters", maxPasswordRunes)
 	}
 	low := strings.ToLower(p)
-	if _, bad := commonPasswords()[low]; bad {
-		return api.Errorf(api.CodeInvalid, "password is on the list of the most common passwords; choose another")
+	if loadBlocklist().contains(low) {
+		return api.Errorf(api.CodeInvalid, "password is on the list of common, breached or dictionary passwords; choose another")
 	}
-	for _, w := range contextWords(email) {
+	for _, w := range contextWords(pc.Email, pc.TenantName) {
 		if low == w || (utf8.RuneCountInString(w) >= 4 && strings.Contains(low, w) &&
 			utf8.RuneCountInString(strings.ReplaceAll(low, w, "")) < minOtherRunes) {
-			return api.Errorf(api.CodeInvalid, "password is built on the email address or the service name; choose one that is not about this account or this service")
+			return api.Errorf(api.CodeInvalid, "password is built on the email address, the tenant's name or the service name; choose one that is not about this account or this service")
 		}
 	}
-	if strings.Count(low, string([]rune(low)[0])) == len(low) {
+	if strings.Count(low, string([]rune(low)[0])) == utf8.RuneCountInString(low) {
 		return api.Errorf(api.CodeInvalid, "password repeats one character; choose another")
 	}
 	return nil
 }
 
 // contextWords are the words a password must not be built on.
-func contextWords(email string) []string {
+func contextWords(email, tenant string) []string {
 	words := []string{"rampart"}
 	if email != "" {
-		email = strings.ToLower(email)
+		email = strings.ToLower(norm.NFKC.String(email))
 		words = append(words, email, strings.SplitN(email, "@", 2)[0])
+		if _, domain, ok := strings.Cut(email, "@"); ok {
+			words = append(words, strings.SplitN(domain, ".", 2)[0])
+		}
+	}
+	if t := strings.ToLower(norm.NFKC.String(strings.TrimSpace(tenant))); t != "" && t != "default" {
+		words = append(words, t)
 	}
 	return words
 }
@@ -117,7 +185,19 @@ func (h *Hasher) encode(salt, key []byte) string {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
+// Params are the parameters new hashes use.
+func (h *Hasher) Params() HashParams { return h.p }
+
+// NeedsRehash reports whether phc was made with other parameters than the
+// hasher's (the login that proves the password then rehashes it).
+func (h *Hasher) NeedsRehash(phc string) bool {
+	p, _, _, err := parsePHC(phc)
+	return err != nil || p != h.p
+}
+
 func (h *Hasher) acquire(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, hashQueueWait)
+	defer cancel()
 	select {
 	case h.slots <- struct{}{}:
 		return nil
@@ -138,7 +218,7 @@ func (h *Hasher) Hash(ctx context.Context, pw secrets.Text) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	return h.encode(salt, argon2.IDKey([]byte(pw.Reveal()), salt, h.p.Time, h.p.Memory, h.p.Threads, 32)), nil
+	return h.encode(salt, argon2.IDKey([]byte(NormalizePassword(pw).Reveal()), salt, h.p.Time, h.p.Memory, h.p.Threads, 32)), nil
 }
 
 // Verify checks pw against a PHC string.
@@ -151,7 +231,7 @@ func (h *Hasher) Verify(ctx context.Context, phc string, pw secrets.Text) (bool,
 		return false, err
 	}
 	defer h.release()
-	got := argon2.IDKey([]byte(pw.Reveal()), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
+	got := argon2.IDKey([]byte(NormalizePassword(pw).Reveal()), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }
 

@@ -31,6 +31,9 @@ func TestCheckPassword(t *testing.T) {
 		{"fail/service name plus little", "rampart-2026-01", "", false},
 		{"fail/one repeated character", strings.Repeat("z", 20), "", false},
 		{"fail/invalid UTF-8", "abcdefghijklmnop\xff", "", false},
+		{"fail/breached password of 15+", "1234567887654321", "", false},
+		{"fail/blocklisted after NFKC (fullwidth)", "ｍａｉｌｃｒｅａｔｅｄ５２４０", "", false},
+		{"fail/email domain plus little", "examplecorp-2026", "ops@examplecorp.com", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := CheckPassword(secrets.Text(tc.pw), tc.email)
@@ -50,8 +53,8 @@ func TestCheckPassword(t *testing.T) {
 			}
 		})
 	}
-	if n := len(commonPasswords()); n != 10000 {
-		t.Fatalf("common password list has %d entries, want 10000", n)
+	if n := loadBlocklist().Len(); n < 100_000 {
+		t.Fatalf("blocklist has %d entries, want at least 100,000", n)
 	}
 }
 
@@ -110,4 +113,71 @@ func FuzzParsePHC(f *testing.F) {
 			t.Fatalf("accepted %q with unusable parameters", s)
 		}
 	})
+}
+
+func TestCheckPasswordPolicyWithMFA(t *testing.T) {
+	for _, tc := range []struct {
+		name, pw string
+		mfa, ok  bool
+	}{
+		{"ok/8 characters with MFA", "qz7!vk2#", true, true},
+		{"fail/8 characters without MFA", "qz7!vk2#", false, false},
+		{"fail/7 characters with MFA", "qz7!vk2", true, false},
+		{"fail/blocklisted 8 characters with MFA", "password", true, false},
+		{"fail/tenant name", "acme-widgets-2026", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckPasswordPolicy(secrets.Text(tc.pw), PasswordContext{Email: "a@example.com", TenantName: "Acme-Widgets", HasMFA: tc.mfa})
+			if (err == nil) != tc.ok {
+				t.Fatalf("got %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestTOTPMatchesRFC6238Vectors(t *testing.T) {
+	secret := []byte("12345678901234567890")
+	for _, tc := range []struct {
+		unix int64
+		want string
+	}{{59, "287082"}, {1111111109, "081804"}, {1234567890, "005924"}, {2000000000, "279037"}} {
+		if got := TOTPCode(secret, time.Unix(tc.unix, 0)); got != tc.want {
+			t.Errorf("T=%d: %s, want %s", tc.unix, got, tc.want)
+		}
+	}
+	now := time.Unix(1234567890, 0)
+	for d, ok := range map[time.Duration]bool{-30 * time.Second: true, 0: true, 30 * time.Second: true, 90 * time.Second: false, -90 * time.Second: false} {
+		if _, got := matchTOTP(secret, TOTPCode(secret, now.Add(d)), now); got != ok {
+			t.Errorf("code from %v away: accepted=%v, want %v", d, got, ok)
+		}
+	}
+}
+
+func TestThrottleDoublesAndForgets(t *testing.T) {
+	now := time.Unix(0, 0)
+	th := newThrottle(func() time.Time { return now })
+	for i := 0; i < 5; i++ {
+		if d := th.fail("k", 5); d != 0 {
+			t.Fatalf("failure %d locked for %v; the first 5 are free", i+1, d)
+		}
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
+	for _, w := range want {
+		if d := th.fail("k", 5); d != w {
+			t.Fatalf("lock %v, want %v", d, w)
+		}
+	}
+	if th.wait("k") != 4*time.Second || th.wait("other") != 0 {
+		t.Fatal("wait does not report the lock of the right key")
+	}
+	for i := 0; i < 40; i++ {
+		th.fail("k", 5)
+	}
+	if d := th.wait("k"); d != throttleMaxDelay {
+		t.Fatalf("lock grew to %v, want the cap %v", d, throttleMaxDelay)
+	}
+	now = now.Add(throttleMaxDelay + throttleWindow + time.Second)
+	if th.wait("k") != 0 || th.fail("k", 5) != 0 {
+		t.Fatal("throttle did not forget a quiet key")
+	}
 }

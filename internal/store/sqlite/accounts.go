@@ -97,16 +97,19 @@ func (s *AccountStore) CreateFirstOwner(ctx context.Context, t accounts.Tenant, 
 	})
 }
 
-const userCols = `id, tenant_id, email, password_hash, role, created_at`
+const userCols = `id, tenant_id, email, password_hash, role, created_at, mfa_enabled, totp_secret, totp_pending, failed_logins, hard_locked`
 
-func scanUser(row *sql.Row) (accounts.User, error) {
+func scanUser(row *sql.Row) (accounts.User, error) { return scanUserRow(row) }
+
+func scanUserRow(row accRow) (accounts.User, error) {
 	var u accounts.User
 	var role string
 	var created int64
-	if err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &role, &created); err != nil {
+	var mfa, locked int
+	if err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.PasswordHash, &role, &created, &mfa, &u.TOTPSecret, &u.TOTPPending, &u.FailedLogins, &locked); err != nil {
 		return u, notFound(err)
 	}
-	u.Role, u.CreatedAt = accounts.Role(role), fromUnixNano(created)
+	u.Role, u.CreatedAt, u.MFAEnabled, u.HardLocked = accounts.Role(role), fromUnixNano(created), mfa == 1, locked == 1
 	return u, nil
 }
 
@@ -122,21 +125,21 @@ func (s *AccountStore) UserByID(ctx context.Context, id string) (accounts.User, 
 
 // CreateSession implements accounts.Store.
 func (s *AccountStore) CreateSession(ctx context.Context, sess accounts.Session) error {
-	_, err := s.db.writer.ExecContext(ctx, `INSERT INTO sessions(token_hash, user_id, tenant_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		sess.TokenHash, sess.UserID, sess.TenantID, unixNano(sess.CreatedAt), unixNano(sess.ExpiresAt))
+	_, err := s.db.writer.ExecContext(ctx, `INSERT INTO sessions(token_hash, user_id, tenant_id, created_at, expires_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)`,
+		sess.TokenHash, sess.UserID, sess.TenantID, unixNano(sess.CreatedAt), unixNano(sess.ExpiresAt), unixNano(sess.LastSeen))
 	return err
 }
 
 // SessionByHash implements accounts.Store.
 func (s *AccountStore) SessionByHash(ctx context.Context, hash []byte) (accounts.Session, error) {
 	var sess accounts.Session
-	var created, exp int64
-	err := s.db.reader.QueryRowContext(ctx, `SELECT token_hash, user_id, tenant_id, created_at, expires_at FROM sessions WHERE token_hash = ?`, hash).
-		Scan(&sess.TokenHash, &sess.UserID, &sess.TenantID, &created, &exp)
+	var created, exp, seen int64
+	err := s.db.reader.QueryRowContext(ctx, `SELECT token_hash, user_id, tenant_id, created_at, expires_at, last_seen FROM sessions WHERE token_hash = ?`, hash).
+		Scan(&sess.TokenHash, &sess.UserID, &sess.TenantID, &created, &exp, &seen)
 	if err != nil {
 		return sess, notFound(err)
 	}
-	sess.CreatedAt, sess.ExpiresAt = fromUnixNano(created), fromUnixNano(exp)
+	sess.CreatedAt, sess.ExpiresAt, sess.LastSeen = fromUnixNano(created), fromUnixNano(exp), fromUnixNano(seen)
 	return sess, nil
 }
 
