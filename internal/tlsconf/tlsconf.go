@@ -60,6 +60,13 @@ type ServerOptions struct {
 	// (the MQTT listener: devices without X.509 and applications then
 	// authenticate in CONNECT, and a missing credential is refused there).
 	ClientCertOptional bool
+	// RequestClientCert, when ClientCAs is nil, asks every client for a
+	// certificate without requiring one or verifying its chain (the TLS
+	// handshake still proves the client holds its key). The HTTPS API uses
+	// it for device renewal and factory-certificate enrollment; the
+	// handlers verify the chain against the right CA themselves, and every
+	// other route ignores the certificate.
+	RequestClientCert bool
 	// VerifyClient runs after chain verification (revocation, quarantine...).
 	VerifyClient func(chains [][]*x509.Certificate) error
 	// NextProtos for ALPN, e.g. "h2", "http/1.1", "mqtt".
@@ -91,6 +98,9 @@ func Server(o ServerOptions) (*tls.Config, error) {
 		// Session tickets are fine for TLS 1.3 (forward-secure resumption
 		// with (EC)DHE); Go rotates the ticket keys itself.
 		Renegotiation: tls.RenegotiateNever,
+	}
+	if o.RequestClientCert && o.ClientCAs == nil {
+		c.ClientAuth = tls.RequestClientCert
 	}
 	if o.ClientCAs != nil {
 		c.ClientAuth = tls.RequireAndVerifyClientCert

@@ -71,3 +71,17 @@ func TestClientNeedsRootsAndNeverSkipsVerification(t *testing.T) {
 		t.Fatalf("client config: skip=%v min=%x", c.InsecureSkipVerify, c.MinVersion)
 	}
 }
+
+func TestRequestClientCertAsksWithoutRequiring(t *testing.T) {
+	c, err := Server(ServerOptions{Certificate: cert, RequestClientCert: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientAuth != tls.RequestClientCert {
+		t.Fatalf("ClientAuth = %v, want RequestClientCert", c.ClientAuth)
+	}
+	c, err = Server(ServerOptions{Certificate: cert, RequestClientCert: true, ClientCAs: x509.NewCertPool()})
+	if err != nil || c.ClientAuth != tls.RequireAndVerifyClientCert {
+		t.Fatalf("ClientCAs must win over RequestClientCert: %v %v", c.ClientAuth, err)
+	}
+}
