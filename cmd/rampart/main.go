@@ -27,9 +27,10 @@ commands:
   journal export   write the journal as JSON lines
   keys rotate      re-wrap every data key under a new master key (the hub may keep running)
   version          print the version
+  login, logout, users, tokens   manage accounts and API tokens on a running hub (see below)
 
 Run 'rampart COMMAND -h' for the flags of a command.
-`
+` + accountsUsage
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -89,6 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}, func(c *config.Config, _ *flag.FlagSet) error {
 			return app.RotateKeys(ctx, c, newPass, stdout)
 		})
+	case "login", "logout", "users", "tokens":
+		err = runAccounts(ctx, cmd, rest, os.Stdin, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "rampart", app.Version())
 		return 0

@@ -27,14 +27,15 @@ import (
 var cheapHash = accounts.HashParams{Time: 1, Memory: 1024, Threads: 1}
 
 type testHub struct {
-	t      *testing.T
-	cfg    *config.Config
-	addr   string
-	code   string
-	client *http.Client
-	cancel context.CancelFunc
-	done   chan error
-	stderr *syncBuffer
+	t        *testing.T
+	cfg      *config.Config
+	addr     string
+	mqttAddr string
+	code     string
+	client   *http.Client
+	cancel   context.CancelFunc
+	done     chan error
+	stderr   *syncBuffer
 }
 
 func testConfig(t testing.TB, dir string) *config.Config {
@@ -69,7 +70,13 @@ func startHub(t *testing.T, cfg *config.Config, opts ...Option) *testHub {
 			h.code = c
 		}
 		if a, ok := strings.CutPrefix(line, "rampart ready https="); ok {
-			h.addr = strings.Fields(a)[0]
+			fields := strings.Fields(a)
+			h.addr = fields[0]
+			for _, f := range fields[1:] {
+				if m, ok := strings.CutPrefix(f, "mqtt="); ok {
+					h.mqttAddr = m
+				}
+			}
 			break
 		}
 	}

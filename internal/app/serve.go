@@ -23,6 +23,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/journal"
 	"github.com/rampart-iot/rampart/internal/pki"
 	"github.com/rampart-iot/rampart/internal/secrets"
+	"github.com/rampart-iot/rampart/internal/telemetry"
 	"github.com/rampart-iot/rampart/internal/tlsconf"
 )
 
@@ -32,6 +33,8 @@ type Option func(*serveOptions)
 type serveOptions struct {
 	env        env
 	hashParams accounts.HashParams
+	// onHandler lets tests see the API handler (its route table).
+	onHandler func(*httpapi.Handler)
 }
 
 // WithHashParams sets the password hashing cost (tests use a cheap one).
@@ -84,7 +87,7 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 // accepting, drain requests, write a final journal checkpoint, close the
 // database.
 func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err error) {
-	so := serveOptions{env: defaultEnv(), hashParams: accounts.DefaultHashParams}
+	so := serveOptions{env: defaultEnv(), hashParams: hashParamsFrom(cfg)}
 	for _, o := range opts {
 		o(&so)
 	}
@@ -145,11 +148,12 @@ func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err 
 		return err
 	}
 
-	acc, err := accounts.New(accounts.Options{
-		Store: d.db.Accounts(), Journal: j, Now: e.now, Rand: e.rand,
-		Hasher:   accounts.NewHasher(so.hashParams),
-		SetupTTL: time.Duration(cfg.Setup.CodeTTL), SessionTTL: time.Duration(cfg.Sessions.TTL), Logger: log,
-	})
+	devs, dca, err := startDevices(ctx, cfg, d, j, e, log, ca)
+	if err != nil {
+		return err
+	}
+
+	acc, err := accounts.New(accountOptions(cfg, d, j, e, so, log))
 	if err != nil {
 		return err
 	}
@@ -166,16 +170,28 @@ func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err 
 		return err
 	}
 
+	ingest, err := telemetry.New(telemetry.Options{Store: d.db.Telemetry(), Now: e.now, Logger: log})
+	if err != nil {
+		return err
+	}
+	ingest.Start()
+	defer ingest.Close()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := httpapi.New(httpapi.Options{
 		Accounts: acc, Logger: log, MaxBodyBytes: cfg.HTTPS.MaxBodyBytes, Registry: reg,
+		Devices:   devs,
+		Telemetry: ingest,
 		OnSetupDone: func() {
 			if err := os.Remove(codePath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				log.Error("removing setup code file", "path", codePath, "err", err)
 			}
 		},
 	})
+	if so.onHandler != nil {
+		so.onHandler(handler)
+	}
 
 	chain, key, leaf := server.TLSCertificate()
 	tlsCert := &tls.Certificate{Certificate: chain, PrivateKey: crypto.Signer(key), Leaf: leaf}
@@ -183,7 +199,10 @@ func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err 
 		MinVersion:  tlsconf.Version(cfg.TLS.MinVersion),
 		Certificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return tlsCert, nil },
 		NextProtos:  []string{"h2", "http/1.1"},
-		Time:        e.now,
+		// Device renewal and factory-certificate enrollment authenticate
+		// with a client certificate; their handlers verify it.
+		RequestClientCert: true,
+		Time:              e.now,
 	})
 	if err != nil {
 		return err
@@ -195,15 +214,22 @@ func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 
+	mqttBroker, err := startBroker(cfg, e, log, reg, j, devs, dca, tlsCert, ingest)
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return fmt.Errorf("starting MQTT on %s: %w", cfg.MQTT.Addr, err)
+	}
+	defer mqttBroker.Close()
+
 	if err := j.Record(ctx, journal.Event{Actor: "system", Action: "hub.started", Outcome: "success",
-		Detail: map[string]string{"version": version, "https": srv.Addr().String()}}); err != nil {
+		Detail: map[string]string{"version": version, "https": srv.Addr().String(), "mqtt": mqttBroker.Addr().String()}}); err != nil {
 		srv.Shutdown(context.Background())
 		return err
 	}
 	if needSetup {
 		fmt.Fprintf(io.Stdout, "setup code: %s\n", code.Reveal())
 	}
-	fmt.Fprintf(io.Stdout, "rampart ready https=%s\n", hostPort(srv.Addr()))
+	fmt.Fprintf(io.Stdout, "rampart ready https=%s mqtt=%s\n", hostPort(srv.Addr()), hostPort(mqttBroker.Addr()))
 	log.Info("hub ready", "https", srv.Addr().String(), "data", d.dir, "master_key", d.mk.ID())
 
 	select {
@@ -219,6 +245,10 @@ func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err 
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("HTTPS drain incomplete", "err", err)
 	}
+	if err := mqttBroker.Close(); err != nil {
+		log.Warn("closing MQTT", "err", err)
+	}
+	ingest.Close()
 	if err := j.Record(context.Background(), journal.Event{Actor: "system", Action: "hub.stopped", Outcome: "success"}); err != nil {
 		log.Error("journal write failed", "err", err)
 	}

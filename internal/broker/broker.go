@@ -177,6 +177,7 @@ type Broker struct {
 	byID     map[string]*session       // client ID -> session, for delivery filtering
 	flaps    *flapTracker
 
+	closeOnce      sync.Once
 	authOnce       sync.Once
 	authBucket     *bucket
 	authSuppressed atomic.Int64
@@ -240,8 +241,13 @@ func (b *Broker) Start() error {
 // Addr is the bound address.
 func (b *Broker) Addr() net.Addr { return b.ln.ln.Addr() }
 
-// Close stops the listener and disconnects every client.
-func (b *Broker) Close() error { return b.srv.Close() }
+// Close stops the listener and disconnects every client. It is safe to
+// call more than once.
+func (b *Broker) Close() error {
+	var err error
+	b.closeOnce.Do(func() { err = b.srv.Close() })
+	return err
+}
 
 // DisconnectDevice closes every live session of a device at once (revocation,
 // quarantine changes). It returns how many it closed.

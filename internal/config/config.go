@@ -42,7 +42,10 @@ type Config struct {
 	MasterKey MasterKey `yaml:"master_key"`
 	Setup     Setup     `yaml:"setup"`
 	Sessions  Sessions  `yaml:"sessions"`
+	Accounts  Accounts  `yaml:"accounts"`
+	Passwords Passwords `yaml:"passwords"`
 	Journal   Journal   `yaml:"journal"`
+	Devices   Devices   `yaml:"devices"`
 
 	// origins records where each key's value came from, for error messages
 	// and for YAML's comments. Keys absent from it hold their default.
@@ -94,13 +97,42 @@ type Setup struct {
 
 // Sessions configures operator sessions.
 type Sessions struct {
-	TTL Duration `yaml:"ttl"`
+	TTL     Duration `yaml:"ttl"`      // absolute expiry
+	IdleTTL Duration `yaml:"idle_ttl"` // ends a session unused this long
+}
+
+// Accounts configures registration and single-use links.
+type Accounts struct {
+	// OpenSignup lets anyone create a new tenant over the API. Off by
+	// default: accounts come from invitations.
+	OpenSignup bool     `yaml:"open_signup"`
+	InviteTTL  Duration `yaml:"invite_ttl"`
+	ResetTTL   Duration `yaml:"reset_ttl"`
+}
+
+// Passwords configures password hashing (argon2id, RFC 9106). A change
+// takes effect for each user at their next login (rehash).
+type Passwords struct {
+	Argon2MemoryKiB int `yaml:"argon2_memory_kib"`
+	Argon2Time      int `yaml:"argon2_time"`
+	Argon2Threads   int `yaml:"argon2_threads"`
 }
 
 // Journal configures the event journal's signed checkpoints.
 type Journal struct {
 	CheckpointEvery    int      `yaml:"checkpoint_every"`
 	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+}
+
+// Devices configures device identity: certificate lifetime, enrollment
+// token expiry and what a cloned identity gets.
+type Devices struct {
+	CertLifetime Duration `yaml:"cert_lifetime"`
+	TokenTTL     Duration `yaml:"token_ttl"`
+	// ClonePolicy is "refuse" (the new connection of a live identity is
+	// refused) or "replace" (the old session is closed); both raise a finding.
+	ClonePolicy string   `yaml:"clone_policy"`
+	CloneWindow Duration `yaml:"clone_window"`
 }
 
 // Default returns the built-in configuration. It passes Validate.
@@ -113,14 +145,22 @@ func Default() *Config {
 			MaxBodyBytes:      defaultMaxBodyBytes,
 			ReadHeaderTimeout: Duration(defaultReadHeaderTimeout),
 		},
-		MQTT:     MQTT{Addr: defaultMQTTAddr},
-		TLS:      TLS{MinVersion: defaultTLSMinVersion},
-		Log:      Log{Level: defaultLogLevel, Format: defaultLogFormat},
-		Setup:    Setup{CodeTTL: Duration(defaultSetupCodeTTL)},
-		Sessions: Sessions{TTL: Duration(defaultSessionTTL)},
+		MQTT:      MQTT{Addr: defaultMQTTAddr},
+		TLS:       TLS{MinVersion: defaultTLSMinVersion},
+		Log:       Log{Level: defaultLogLevel, Format: defaultLogFormat},
+		Setup:     Setup{CodeTTL: Duration(defaultSetupCodeTTL)},
+		Sessions:  Sessions{TTL: Duration(defaultSessionTTL), IdleTTL: Duration(defaultSessionIdleTTL)},
+		Accounts:  Accounts{InviteTTL: Duration(defaultInviteTTL), ResetTTL: Duration(defaultResetTTL)},
+		Passwords: Passwords{Argon2MemoryKiB: defaultArgon2MemoryKiB, Argon2Time: defaultArgon2Time, Argon2Threads: defaultArgon2Threads},
 		Journal: Journal{
 			CheckpointEvery:    defaultCheckpointEvery,
 			CheckpointInterval: Duration(defaultCheckpointInterval),
+		},
+		Devices: Devices{
+			CertLifetime: Duration(defaultDeviceCertLifetime),
+			TokenTTL:     Duration(defaultDeviceTokenTTL),
+			ClonePolicy:  defaultClonePolicy,
+			CloneWindow:  Duration(defaultCloneWindow),
 		},
 	}
 }

@@ -54,8 +54,19 @@ func TestDefault(t *testing.T) {
 		{"ok/master_key_file_in_data_dir", c.MasterKeyFile(), filepath.Join("rampart-data", "master.key")},
 		{"ok/setup.code_ttl", c.Setup.CodeTTL, Duration(time.Hour)},
 		{"ok/sessions.ttl", c.Sessions.TTL, Duration(12 * time.Hour)},
+		{"ok/sessions.idle_ttl", c.Sessions.IdleTTL, Duration(time.Hour)},
+		{"ok/accounts.open_signup", c.Accounts.OpenSignup, false},
+		{"ok/accounts.invite_ttl", c.Accounts.InviteTTL, Duration(72 * time.Hour)},
+		{"ok/accounts.reset_ttl", c.Accounts.ResetTTL, Duration(time.Hour)},
+		{"ok/passwords.argon2_memory_kib", c.Passwords.Argon2MemoryKiB, 64 * 1024},
+		{"ok/passwords.argon2_time", c.Passwords.Argon2Time, 3},
+		{"ok/passwords.argon2_threads", c.Passwords.Argon2Threads, 4},
 		{"ok/journal.checkpoint_every", c.Journal.CheckpointEvery, 1000},
 		{"ok/journal.checkpoint_interval", c.Journal.CheckpointInterval, Duration(time.Minute)},
+		{"ok/devices.cert_lifetime", c.Devices.CertLifetime, Duration(30 * 24 * time.Hour)},
+		{"ok/devices.token_ttl", c.Devices.TokenTTL, Duration(24 * time.Hour)},
+		{"ok/devices.clone_policy", c.Devices.ClonePolicy, "refuse"},
+		{"ok/devices.clone_window", c.Devices.CloneWindow, Duration(5 * time.Second)},
 	}
 	if len(tests)-1 != len(fields) {
 		t.Fatalf("%d default cases for %d settings; test every default", len(tests)-1, len(fields))
@@ -151,8 +162,19 @@ func TestEveryKey(t *testing.T) {
 		"master_key.passphrase_file":  "/etc/rampart/passphrase",
 		"setup.code_ttl":              "15m",
 		"sessions.ttl":                "168h",
+		"sessions.idle_ttl":           "2h",
+		"accounts.open_signup":        "true",
+		"accounts.invite_ttl":         "24h",
+		"accounts.reset_ttl":          "30m",
+		"passwords.argon2_memory_kib": "131072",
+		"passwords.argon2_time":       "2",
+		"passwords.argon2_threads":    "2",
 		"journal.checkpoint_every":    "1000000",
 		"journal.checkpoint_interval": "1h",
+		"devices.cert_lifetime":       "720h",
+		"devices.token_ttl":           "1h",
+		"devices.clone_policy":        "replace",
+		"devices.clone_window":        "30s",
 	}
 	want := Default()
 	want.DataDir = "/var/lib/rampart"
@@ -163,8 +185,11 @@ func TestEveryKey(t *testing.T) {
 	want.Log = Log{Level: "warn", Format: "json"}
 	want.MasterKey.PassphraseFile = "/etc/rampart/passphrase"
 	want.Setup.CodeTTL = Duration(15 * time.Minute)
-	want.Sessions.TTL = Duration(168 * time.Hour)
+	want.Sessions = Sessions{TTL: Duration(168 * time.Hour), IdleTTL: Duration(2 * time.Hour)}
+	want.Accounts = Accounts{OpenSignup: true, InviteTTL: Duration(24 * time.Hour), ResetTTL: Duration(30 * time.Minute)}
+	want.Passwords = Passwords{Argon2MemoryKiB: 128 * 1024, Argon2Time: 2, Argon2Threads: 2}
 	want.Journal = Journal{CheckpointEvery: 1_000_000, CheckpointInterval: Duration(time.Hour)}
+	want.Devices = Devices{CertLifetime: Duration(720 * time.Hour), TokenTTL: Duration(time.Hour), ClonePolicy: "replace", CloneWindow: Duration(30 * time.Second)}
 
 	var env []string
 	var overrides []Override
@@ -247,7 +272,7 @@ func TestLoad(t *testing.T) {
 		{name: "fail/unknown_key", file: "https:\n  addr: 127.0.0.1:8443\n  adr: 127.0.0.1:1\n",
 			want: []string{`rampart.yaml:3:3: https.adr: unknown key; did you mean "addr"?`}},
 		{name: "fail/unknown_top_level_key", file: "listen: 0.0.0.0:80\n",
-			want: []string{`rampart.yaml:1:1: listen: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, journal`}},
+			want: []string{`rampart.yaml:1:1: listen: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices`}},
 		{name: "fail/duplicate_key", file: "log:\n  level: info\n  level: debug\n",
 			want: []string{`rampart.yaml:3:3: log.level: is set twice (first on line 2); keep one`}},
 		{name: "fail/wrong_type_int", file: "https:\n  max_body_bytes: lots\n",
@@ -284,13 +309,13 @@ func TestLoad(t *testing.T) {
 				`rampart.yaml:4:9: mqtt.addr: aliases (*a) are not supported in a config file; write the value out`}},
 		{name: "fail/alias_bomb", file: "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
 			want: []string{
-				`rampart.yaml:1:1: a: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, journal`,
-				`rampart.yaml:2:1: b: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, journal`,
-				`rampart.yaml:3:1: c: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, journal`,
-				`rampart.yaml:4:1: d: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, journal`}},
+				`rampart.yaml:1:1: a: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices`,
+				`rampart.yaml:2:1: b: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices`,
+				`rampart.yaml:3:1: c: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices`,
+				`rampart.yaml:4:1: d: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices`}},
 		{name: "fail/alias_bomb_in_list", file: "x: &x [a, a, a, a, a, a, a, a]\nhttps:\n  hostnames: [*x, *x, *x, *x, *x, *x, *x, *x]\n",
 			want: []string{
-				`rampart.yaml:1:1: x: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, journal`,
+				`rampart.yaml:1:1: x: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices`,
 				`rampart.yaml:3:15: https.hostnames: aliases (*x) are not supported in a config file; write the value out`}},
 		{name: "fail/merge_key", file: "https:\n  <<: {addr: 0.0.0.0:1}\n",
 			want: []string{`rampart.yaml:2:3: https: merge keys (<<) are not supported in a config file; write the settings out`}},
@@ -409,7 +434,7 @@ func TestLoad(t *testing.T) {
 		{name: "fail/flag_tls_1.0", overrides: []Override{{Key: "tls.min_version", Value: "1.0", Source: "flag --tls-min-version"}},
 			want: []string{`flag --tls-min-version: tls.min_version: TLS 1.0 is refused: it is deprecated (RFC 8996) and lacks AEAD ciphers and modern key exchange; use "1.3" (recommended) or "1.2"`}},
 		{name: "fail/flag_unknown_key", overrides: []Override{{Key: "https.port", Value: "1", Source: "flag --https-port"}},
-			want: []string{`flag --https-port: https.port: is not a setting; settings: data_dir, https.addr, https.hostnames, https.max_body_bytes, https.read_header_timeout, mqtt.addr, tls.min_version, log.level, log.format, master_key.file, master_key.passphrase_file, setup.code_ttl, sessions.ttl, journal.checkpoint_every, journal.checkpoint_interval`}},
+			want: []string{`flag --https-port: https.port: is not a setting; settings: data_dir, https.addr, https.hostnames, https.max_body_bytes, https.read_header_timeout, mqtt.addr, tls.min_version, log.level, log.format, master_key.file, master_key.passphrase_file, setup.code_ttl, sessions.ttl, sessions.idle_ttl, accounts.open_signup, accounts.invite_ttl, accounts.reset_ttl, passwords.argon2_memory_kib, passwords.argon2_time, passwords.argon2_threads, journal.checkpoint_every, journal.checkpoint_interval, devices.cert_lifetime, devices.token_ttl, devices.clone_policy, devices.clone_window`}},
 		{name: "fail/master_key_file_and_env_passphrase",
 			file: "master_key:\n  file: /k\n", env: []string{"RAMPART_MASTER_PASSPHRASE_FILE=/p"},
 			want: []string{`environment RAMPART_MASTER_PASSPHRASE_FILE: master_key.passphrase_file: is set, and so is master_key.file (file rampart.yaml:2:9); the master key comes from a key file or from a passphrase, not both: unset one`}},

@@ -41,12 +41,42 @@ const (
 	// useless by the next morning.
 	defaultSessionTTL = 12 * time.Hour
 
+	// defaultSessionIdleTTL: NIST SP 800-63B rev. 4 (AAL2) asks for
+	// re-authentication after at most an hour without activity.
+	defaultSessionIdleTTL = time.Hour
+
+	// defaultInviteTTL: an invitation outlives a weekend, not much more;
+	// unused, it is a standing credential.
+	defaultInviteTTL = 72 * time.Hour
+
+	// defaultResetTTL: an admin hands a reset link over directly; an hour
+	// is plenty and keeps a leaked link short-lived.
+	defaultResetTTL = time.Hour
+
+	// defaultArgon2*: RFC 9106's second recommended option (m=64 MiB, t=3,
+	// p=4), for machines where 2 GiB per hash is out of the question.
+	defaultArgon2MemoryKiB = 64 * 1024
+	defaultArgon2Time      = 3
+	defaultArgon2Threads   = 4
+
 	// defaultCheckpointEvery and defaultCheckpointInterval: a signed journal
 	// checkpoint at least every 1000 entries or every minute, whichever comes
 	// first, bounds how much history an attacker could rewrite unnoticed
 	// while keeping signing cost negligible.
 	defaultCheckpointEvery    = 1000
 	defaultCheckpointInterval = time.Minute
+	// defaultDeviceCertLifetime: 30 days, so a stolen device key ages out
+	// even if nobody revokes it; devices renew over mTLS well before.
+	defaultDeviceCertLifetime = 30 * 24 * time.Hour
+	// defaultDeviceTokenTTL: an enrollment token is for the production line
+	// or the installer the same day.
+	defaultDeviceTokenTTL = 24 * time.Hour
+	// defaultClonePolicy: refuse the second connection of a live identity,
+	// so a clone gets nothing and the genuine device keeps working.
+	defaultClonePolicy = "refuse"
+	// defaultCloneWindow: a reconnection from another address this soon
+	// after the last session closed is a clone, not a roaming device.
+	defaultCloneWindow = 5 * time.Second
 )
 
 // TLS versions accepted by tls.min_version.
@@ -85,6 +115,23 @@ var (
 	// token stays valuable for too long.
 	sessionTTLBounds = durBounds{min: 5 * time.Minute, max: 7 * 24 * time.Hour}
 
+	// sessions.idle_ttl: under 1m nobody finishes a form; over 24h idle
+	// expiry means nothing (and it never exceeds sessions.ttl).
+	sessionIdleTTLBounds = durBounds{min: time.Minute, max: 24 * time.Hour}
+
+	// accounts.invite_ttl: at least 10m to pass it on; at most 30 days.
+	inviteTTLBounds = durBounds{min: 10 * time.Minute, max: 30 * 24 * time.Hour}
+
+	// accounts.reset_ttl: at least 5m; at most 3 days.
+	resetTTLBounds = durBounds{min: 5 * time.Minute, max: 72 * time.Hour}
+
+	// passwords.argon2_*: at least OWASP's floor for argon2id (19 MiB,
+	// t=2 at that memory; t=1 is allowed with more memory), at most 4 GiB,
+	// 10 passes and 64 lanes: beyond that a login flood is a memory attack.
+	argon2MemoryBounds  = intBounds{min: 19 * 1024, max: 4 * 1024 * 1024, unit: "KiB"}
+	argon2TimeBounds    = intBounds{min: 1, max: 10, unit: "passes"}
+	argon2ThreadsBounds = intBounds{min: 1, max: 64, unit: "lanes"}
+
 	// journal.checkpoint_every: at least 1; over a million entries the
 	// window of unsigned history is too large to be worth the name.
 	checkpointEveryBounds = intBounds{min: 1, max: 1_000_000, unit: "entries"}
@@ -92,6 +139,20 @@ var (
 	// journal.checkpoint_interval: under 1s the signer does nothing else;
 	// over 1h an idle hub leaves its recent history unsigned for too long.
 	checkpointIntervalBounds = durBounds{min: time.Second, max: time.Hour}
+)
+
+// Device identity bounds, with their reason.
+var (
+	// devices.cert_lifetime: under 1h devices renew constantly; over 398 days
+	// (the CA/B Forum ceiling) a stolen key stays useful for too long.
+	deviceCertLifetimeBounds = durBounds{min: time.Hour, max: 398 * 24 * time.Hour}
+	// devices.token_ttl: under 5m nobody can type it in; over 30 days an
+	// unused token becomes a standing credential.
+	deviceTokenTTLBounds = durBounds{min: 5 * time.Minute, max: 30 * 24 * time.Hour}
+	// devices.clone_window: up to 10 minutes; longer would lock out devices
+	// that legitimately change networks.
+	cloneWindowBounds = durBounds{min: time.Second, max: 10 * time.Minute}
+	clonePolicies     = []string{"refuse", "replace"}
 )
 
 // logLevels and logFormats are the accepted values of log.level and log.format.

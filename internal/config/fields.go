@@ -33,8 +33,19 @@ var fields = []field{
 	{"master_key.passphrase_file", "RAMPART_MASTER_PASSPHRASE_FILE", func(c *Config) any { return &c.MasterKey.PassphraseFile }},
 	{"setup.code_ttl", "RAMPART_SETUP_CODE_TTL", func(c *Config) any { return &c.Setup.CodeTTL }},
 	{"sessions.ttl", "RAMPART_SESSIONS_TTL", func(c *Config) any { return &c.Sessions.TTL }},
+	{"sessions.idle_ttl", "RAMPART_SESSIONS_IDLE_TTL", func(c *Config) any { return &c.Sessions.IdleTTL }},
+	{"accounts.open_signup", "RAMPART_ACCOUNTS_OPEN_SIGNUP", func(c *Config) any { return &c.Accounts.OpenSignup }},
+	{"accounts.invite_ttl", "RAMPART_ACCOUNTS_INVITE_TTL", func(c *Config) any { return &c.Accounts.InviteTTL }},
+	{"accounts.reset_ttl", "RAMPART_ACCOUNTS_RESET_TTL", func(c *Config) any { return &c.Accounts.ResetTTL }},
+	{"passwords.argon2_memory_kib", "RAMPART_PASSWORDS_ARGON2_MEMORY_KIB", func(c *Config) any { return &c.Passwords.Argon2MemoryKiB }},
+	{"passwords.argon2_time", "RAMPART_PASSWORDS_ARGON2_TIME", func(c *Config) any { return &c.Passwords.Argon2Time }},
+	{"passwords.argon2_threads", "RAMPART_PASSWORDS_ARGON2_THREADS", func(c *Config) any { return &c.Passwords.Argon2Threads }},
 	{"journal.checkpoint_every", "RAMPART_JOURNAL_CHECKPOINT_EVERY", func(c *Config) any { return &c.Journal.CheckpointEvery }},
 	{"journal.checkpoint_interval", "RAMPART_JOURNAL_CHECKPOINT_INTERVAL", func(c *Config) any { return &c.Journal.CheckpointInterval }},
+	{"devices.cert_lifetime", "RAMPART_DEVICES_CERT_LIFETIME", func(c *Config) any { return &c.Devices.CertLifetime }},
+	{"devices.token_ttl", "RAMPART_DEVICES_TOKEN_TTL", func(c *Config) any { return &c.Devices.TokenTTL }},
+	{"devices.clone_policy", "RAMPART_DEVICES_CLONE_POLICY", func(c *Config) any { return &c.Devices.ClonePolicy }},
+	{"devices.clone_window", "RAMPART_DEVICES_CLONE_WINDOW", func(c *Config) any { return &c.Devices.CloneWindow }},
 }
 
 // envConfigFile is the one RAMPART_* variable that is not a setting: cmd may
@@ -120,6 +131,15 @@ func (f *field) set(c *Config, s string) error {
 			return err
 		}
 		*p = d
+	case *bool:
+		switch s {
+		case "true":
+			*p = true
+		case "false":
+			*p = false
+		default:
+			return fmt.Errorf("%q is not true or false", s)
+		}
 	case *[]string:
 		list := []string{}
 		for item := range strings.SplitSeq(s, ",") {
@@ -163,6 +183,8 @@ func (f *field) example() string {
 		return p.String()
 	case *string:
 		return *p
+	case *bool:
+		return strconv.FormatBool(*p)
 	}
 	return ""
 }

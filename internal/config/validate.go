@@ -58,8 +58,18 @@ func (c *Config) validate() []error {
 
 	v.durRange("setup.code_ttl", c.Setup.CodeTTL, setupCodeTTLBounds)
 	v.durRange("sessions.ttl", c.Sessions.TTL, sessionTTLBounds)
+	v.durRange("sessions.idle_ttl", c.Sessions.IdleTTL, sessionIdleTTLBounds)
+	v.durRange("accounts.invite_ttl", c.Accounts.InviteTTL, inviteTTLBounds)
+	v.durRange("accounts.reset_ttl", c.Accounts.ResetTTL, resetTTLBounds)
+	v.intRange("passwords.argon2_memory_kib", int64(c.Passwords.Argon2MemoryKiB), argon2MemoryBounds)
+	v.intRange("passwords.argon2_time", int64(c.Passwords.Argon2Time), argon2TimeBounds)
+	v.intRange("passwords.argon2_threads", int64(c.Passwords.Argon2Threads), argon2ThreadsBounds)
 	v.intRange("journal.checkpoint_every", int64(c.Journal.CheckpointEvery), checkpointEveryBounds)
 	v.durRange("journal.checkpoint_interval", c.Journal.CheckpointInterval, checkpointIntervalBounds)
+	v.durRange("devices.cert_lifetime", c.Devices.CertLifetime, deviceCertLifetimeBounds)
+	v.durRange("devices.token_ttl", c.Devices.TokenTTL, deviceTokenTTLBounds)
+	v.enum("devices.clone_policy", c.Devices.ClonePolicy, "a clone policy", clonePolicies)
+	v.durRange("devices.clone_window", c.Devices.CloneWindow, cloneWindowBounds)
 	return v.errs
 }
 

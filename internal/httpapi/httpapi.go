@@ -44,12 +44,16 @@ type Options struct {
 	// OnSetupDone runs after the first owner is created (the app removes
 	// DATA/setup-code).
 	OnSetupDone func()
+	// Devices is the device registry; nil leaves the device routes out.
+	Devices Devices
+	// Telemetry serves GET /api/v1/devices/{id}/telemetry; nil disables it.
+	Telemetry Telemetry
 }
 
 // Handler is the API's http.Handler.
 type Handler struct {
 	o        Options
-	mux      *http.ServeMux
+	mux      *routeMux
 	requests *prometheus.CounterVec
 }
 
@@ -65,7 +69,7 @@ func New(o Options) *Handler {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	h := &Handler{o: o, mux: http.NewServeMux()}
+	h := &Handler{o: o, mux: &routeMux{ServeMux: http.NewServeMux()}}
 	if o.Registry != nil {
 		h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rampart_http_requests_total", Help: "HTTPS API requests by route pattern and status.",
@@ -84,12 +88,28 @@ func New(o Options) *Handler {
 			metrics.ServeHTTP(w, r)
 		}))
 	}
+	h.registerDeviceRoutes()
+	h.registerTelemetryRoutes()
+	h.registerAccountRoutes()
 	return h
 }
 
 var publicRoutes = map[string]bool{
 	"POST /api/v1/setup": true,
 	"POST /api/v1/login": true,
+	// Account routes that carry their own single-use credential (an
+	// invitation or a reset link) or create a tenant (open sign-up, off
+	// unless configured).
+	"POST /api/v1/signup":             true,
+	"POST /api/v1/invitations/accept": true,
+	"POST /api/v1/password-reset":     true,
+	// Device routes: each authenticates with its own credential (token,
+	// claim, client certificate, device secret); the CRL is public.
+	"POST /api/v1/enroll":        true,
+	"POST /api/v1/enroll/attest": true,
+	"POST /api/v1/renew":         true,
+	"POST /api/v1/device-secret": true,
+	"GET /pki/crl":               true,
 }
 
 // statusRecorder captures the status for metrics.
@@ -188,8 +208,15 @@ func (h *Handler) authed(perm accounts.Permission, next http.HandlerFunc) http.H
 			h.fail(w, r, err)
 			return
 		}
-		if !accounts.Can(p.Role, perm) {
-			h.fail(w, r, api.Errorf(api.CodeForbidden, "your role (%s) may not do this", p.Role))
+		if !p.Can(perm) {
+			switch {
+			case p.TokenID != "" && accounts.Can(p.Role, perm):
+				h.fail(w, r, api.Errorf(api.CodeForbidden, "this API token lacks the %s scope", perm))
+			case p.TokenID == "" && p.MFASetupRequired && accounts.Can(p.Role, perm):
+				h.fail(w, r, api.Errorf(api.CodeForbidden, "your tenant requires a second factor: enrol one with POST /api/v1/me/mfa/totp first"))
+			default:
+				h.fail(w, r, api.Errorf(api.CodeForbidden, "your role (%s) may not do this", p.Role))
+			}
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
@@ -208,7 +235,7 @@ func status(c api.Code) int {
 		return http.StatusBadRequest
 	case api.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case api.CodeUnauthenticated:
+	case api.CodeUnauthenticated, accounts.CodeMFARequired:
 		return http.StatusUnauthorized
 	case api.CodeForbidden:
 		return http.StatusForbidden
@@ -234,6 +261,10 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if code == api.CodeUnauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
+	}
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		w.Header().Set("Retry-After", fmt.Sprint(int(ra.RetryAfter().Seconds())))
 	}
 	writeError(w, status(code), code, api.ErrorMessage(err))
 }
@@ -342,7 +373,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	tok, sess, err := h.o.Accounts.Login(r.Context(), req.Email, secrets.Text(req.Password), source(r))
+	var tok secrets.Text
+	var sess accounts.Session
+	if ml, ok := h.o.Accounts.(mfaLogin); ok {
+		tok, sess, err = ml.LoginMFA(r.Context(), req.Email, secrets.Text(req.Password), req.TOTP, source(r))
+	} else {
+		tok, sess, err = h.o.Accounts.Login(r.Context(), req.Email, secrets.Text(req.Password), source(r))
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return

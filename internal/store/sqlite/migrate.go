@@ -72,6 +72,12 @@ CREATE TABLE setup_code (
 	burnt      INTEGER NOT NULL DEFAULT 0
 );
 `,
+	// 2: accounts — tenants, roles, invitations, MFA, throttling, API tokens (migrate_accounts.go).
+	migrationAccounts,
+	// 3: devices — device registry, enrollment, claims, manufacturers, PKI state (migrate_devices.go).
+	migrationDevices,
+	// 4: telemetry — stored device messages (migrate_telemetry.go).
+	migrationTelemetry,
 }
 
 // SchemaVersion is the number of migrations this build knows.

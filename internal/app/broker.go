@@ -1,0 +1,114 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rampart-iot/rampart/internal/broker"
+	"github.com/rampart-iot/rampart/internal/config"
+	"github.com/rampart-iot/rampart/internal/devices"
+	"github.com/rampart-iot/rampart/internal/journal"
+	"github.com/rampart-iot/rampart/internal/pki"
+	"github.com/rampart-iot/rampart/internal/secrets"
+	"github.com/rampart-iot/rampart/internal/telemetry"
+	"github.com/rampart-iot/rampart/internal/tlsconf"
+)
+
+// deviceAuth adapts the device registry to the broker's Authenticator,
+// SessionTracker and SecretRotator.
+type deviceAuth struct{ devs *devices.Service }
+
+func identityOf(d devices.Device) broker.Identity {
+	return broker.Identity{Kind: broker.KindDevice, DeviceID: d.ID, TenantID: d.TenantID,
+		State: broker.DeviceState{Quarantined: d.Status == devices.StatusQuarantined, MustRotate: d.MustRotate}}
+}
+
+func (a deviceAuth) AuthenticateDevice(ctx context.Context, deviceID string, cert *x509.Certificate) (broker.Identity, error) {
+	d, err := a.devs.AuthorizeCert(ctx, cert)
+	if err != nil {
+		return broker.Identity{}, err
+	}
+	if d.ID != deviceID {
+		return broker.Identity{}, errors.New("certificate names another device")
+	}
+	return identityOf(d), nil
+}
+
+func (a deviceAuth) AuthenticatePassword(ctx context.Context, username string, password secrets.Text) (broker.Identity, error) {
+	if !pki.ValidDeviceID(username) {
+		return broker.Identity{}, errors.New("unknown username")
+	}
+	d, err := a.devs.ValidateSecret(ctx, username, password)
+	if err != nil {
+		return broker.Identity{}, err
+	}
+	return identityOf(d), nil
+}
+
+func (a deviceAuth) Opened(ctx context.Context, id broker.Identity, remote string) error {
+	if id.Kind != broker.KindDevice {
+		return nil
+	}
+	ok, err := a.devs.ConnectionOpened(ctx, id.DeviceID, remote)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("possible clone: this identity is already connected")
+	}
+	return nil
+}
+
+func (a deviceAuth) Closed(ctx context.Context, id broker.Identity, remote string) {
+	if id.Kind == broker.KindDevice {
+		a.devs.ConnectionClosed(ctx, id.DeviceID, remote)
+	}
+}
+
+func (a deviceAuth) RotateSecret(ctx context.Context, deviceID string, current, next secrets.Text, source string) error {
+	_, err := a.devs.RotateSecret(ctx, deviceID, current, next, source)
+	return err
+}
+
+// telemetrySink adapts the ingester to the broker's Sink.
+type telemetrySink struct{ g *telemetry.Ingester }
+
+func (s telemetrySink) Ingest(m broker.Message) {
+	s.g.Ingest(telemetry.Message{TenantID: m.TenantID, DeviceID: m.DeviceID, Topic: m.Topic, Payload: m.Payload,
+		ContentType: m.ContentType, Received: m.Received})
+}
+
+// startBroker builds the MQTT/TLS listener: the hub's server certificate,
+// device certificates verified against the device CA when sent (devices
+// without X.509 authenticate with their secret in CONNECT).
+func startBroker(cfg *config.Config, e env, log *slog.Logger, reg *prometheus.Registry, j *journal.Journal,
+	devs *devices.Service, dca *pki.DeviceCA, cert *tls.Certificate, ingest *telemetry.Ingester) (*broker.Broker, error) {
+	tcfg, err := tlsconf.Server(tlsconf.ServerOptions{
+		MinVersion:         tlsconf.Version(cfg.TLS.MinVersion),
+		Certificate:        func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
+		ClientCAs:          dca.Pool(),
+		ClientCertOptional: true,
+		Time:               e.now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	auth := deviceAuth{devs: devs}
+	b, err := broker.New(broker.Options{
+		Addr: cfg.MQTT.Addr, TLS: tcfg, Auth: auth, Sessions: auth, Rotator: auth,
+		Sink: telemetrySink{g: ingest}, Journal: j, Logger: log, Registry: reg, Now: e.now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Start(); err != nil {
+		return nil, err
+	}
+	devs.SetDisconnector(b)
+	return b, nil
+}

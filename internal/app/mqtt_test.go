@@ -1,0 +1,216 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/rampart-iot/rampart/api"
+	"github.com/rampart-iot/rampart/internal/testkit"
+)
+
+func (h *testHub) mqttTLS(cert *tls.Certificate) *tls.Config {
+	h.t.Helper()
+	pemBytes, err := os.ReadFile(filepath.Join(h.cfg.DataDir, "ca.pem"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemBytes)
+	c := &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS13}
+	if cert != nil {
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	}
+	return c
+}
+
+// mqttConnect connects a paho (MQTT 3.1.1) client; it returns the connect error.
+func (h *testHub) mqttConnect(clientID string, cert *tls.Certificate, user, pass string, lost chan<- error) (paho.Client, error) {
+	o := paho.NewClientOptions().AddBroker("ssl://" + h.mqttAddr).SetClientID(clientID).SetTLSConfig(h.mqttTLS(cert)).
+		SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5 * time.Second)
+	if user != "" {
+		o.SetUsername(user).SetPassword(pass)
+	}
+	if lost != nil {
+		o.SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
+	}
+	c := paho.NewClient(o)
+	tok := c.Connect()
+	if !tok.WaitTimeout(10 * time.Second) {
+		return nil, fmt.Errorf("connect timed out")
+	}
+	if tok.Error() != nil {
+		return nil, tok.Error()
+	}
+	h.t.Cleanup(func() { c.Disconnect(50) })
+	return c, nil
+}
+
+func (h *testHub) telemetry(token, id string, want int) api.TelemetryList {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := h.do("GET", "/api/v1/devices/"+id+"/telemetry", token, nil)
+		if r.status != http.StatusOK {
+			h.t.Fatalf("telemetry: %d %s", r.status, r.body)
+		}
+		var l api.TelemetryList
+		if err := json.Unmarshal(r.body, &l); err != nil {
+			h.t.Fatal(err)
+		}
+		if len(l.Messages) >= want || time.Now().After(deadline) {
+			return l
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (h *testHub) newDevice(token string, req api.CreateDeviceRequest) api.Device {
+	h.t.Helper()
+	r := h.do("POST", "/api/v1/devices", token, req)
+	if r.status != http.StatusCreated {
+		h.t.Fatalf("create device: %d %s", r.status, r.body)
+	}
+	return decodeJSON[api.Device](h.t, r)
+}
+
+func TestEnrolledDeviceOverMQTTEndToEnd(t *testing.T) {
+	h := startHub(t, testConfig(t, t.TempDir()))
+	if h.mqttAddr == "" {
+		t.Fatal("the ready line has no mqtt= address")
+	}
+	owner := h.setupAndLogin()
+	dev := h.newDevice(owner, api.CreateDeviceRequest{Name: "thermostat-1", Model: "t1000"})
+	id := h.enrollToken(dev.EnrollmentToken, p256(t))
+
+	// A spoofed client ID with a genuine certificate is refused.
+	if _, err := h.mqttConnect("someone-else", id.tlsCert(), "", "", nil); err == nil {
+		t.Fatal("a device connected under another client ID")
+	}
+	lost := make(chan error, 1)
+	c, err := h.mqttConnect(id.id, id.tlsCert(), "", "", lost)
+	if err != nil {
+		t.Fatalf("enrolled device cannot connect: %v", err)
+	}
+	for i := 0; i < 3; i++ {
+		if tok := c.Publish("devices/"+id.id+"/telemetry/temp", 1, false, fmt.Sprintf(`{"celsius":%d}`, 20+i)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	c.Publish("devices/not-me/telemetry/temp", 1, false, `{"forged":true}`).WaitTimeout(5 * time.Second)
+	l := h.telemetry(owner, id.id, 3)
+	if len(l.Messages) != 3 || string(l.Messages[2].JSON) != `{"celsius":22}` || l.Messages[0].ContentType != "application/json" {
+		t.Fatalf("telemetry API: %+v", l)
+	}
+
+	// Revocation closes the live session within a second, and the
+	// certificate no longer connects.
+	start := time.Now()
+	if r := h.do("POST", "/api/v1/devices/"+id.id+"/revoke", owner, api.RevokeRequest{Reason: "stolen"}); r.status != http.StatusOK {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	select {
+	case <-lost:
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("revoked session closed after %v", d)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the revoked device's live session stayed open")
+	}
+	if _, err := h.mqttConnect(id.id, id.tlsCert(), "", "", nil); err == nil {
+		t.Fatal("a revoked certificate connected")
+	}
+	// Another tenant's (here: nobody's) device ID answers 404 on the telemetry route.
+	if r := h.do("GET", "/api/v1/devices/dev_doesnotexist/telemetry", owner, nil); r.status != http.StatusNotFound {
+		t.Fatalf("telemetry of a missing device: %d", r.status)
+	}
+}
+
+func TestSecretDeviceMustRotateOverMQTT(t *testing.T) {
+	h := startHub(t, testConfig(t, t.TempDir()))
+	owner := h.setupAndLogin()
+	dev := h.newDevice(owner, api.CreateDeviceRequest{Name: "legacy-sensor", Credential: "secret"})
+	if dev.Secret == "" || !dev.MustRotate {
+		t.Fatalf("secret device: %+v", dev)
+	}
+	lost := make(chan error, 1)
+	c, err := h.mqttConnect(dev.ID, nil, dev.ID, dev.Secret, lost)
+	if err != nil {
+		t.Fatalf("connect with the initial secret: %v", err)
+	}
+	// Before rotating, telemetry is refused; MQTT 3.1.1 has no negative
+	// PUBACK, so the hub disconnects the client.
+	c.Publish("devices/"+dev.ID+"/telemetry/t", 1, false, `{"before":"rotation"}`).WaitTimeout(2 * time.Second)
+	select {
+	case <-lost:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a must_rotate device publishing telemetry was not cut off")
+	}
+	c, err = h.mqttConnect(dev.ID, nil, dev.ID, dev.Secret, nil)
+	if err != nil {
+		t.Fatalf("reconnect with the initial secret: %v", err)
+	}
+	newSecret := "a-new-device-secret-of-forty-characters!"
+	body := fmt.Sprintf(`{"current":%q,"new":%q}`, dev.Secret, newSecret)
+	if tok := c.Publish("devices/"+dev.ID+"/credentials/rotate", 1, false, body); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("rotate: %v", tok.Error())
+	}
+	c.Publish("devices/"+dev.ID+"/telemetry/t", 1, false, `{"after":"rotation"}`).WaitTimeout(5 * time.Second)
+	l := h.telemetry(owner, dev.ID, 1)
+	if len(l.Messages) != 1 || string(l.Messages[0].JSON) != `{"after":"rotation"}` {
+		t.Fatalf("stored telemetry %+v; want only the message sent after rotation", l.Messages)
+	}
+	for _, m := range l.Messages {
+		if strings.Contains(string(m.JSON)+string(m.Payload), newSecret) {
+			t.Fatal("the rotation message was stored")
+		}
+	}
+	c.Disconnect(50)
+	if _, err := h.mqttConnect(dev.ID, nil, dev.ID, dev.Secret, nil); err == nil {
+		t.Fatal("the old secret still connects")
+	}
+	if _, err := h.mqttConnect(dev.ID, nil, dev.ID, newSecret, nil); err != nil {
+		t.Fatalf("the new secret does not connect: %v", err)
+	}
+}
+
+func TestMosquittoWithEnrolledCertificate(t *testing.T) {
+	pub := testkit.NeedTool(t, "mosquitto_pub")
+	h := startHub(t, testConfig(t, t.TempDir()))
+	owner := h.setupAndLogin()
+	dev := h.newDevice(owner, api.CreateDeviceRequest{Name: "m1"})
+	id := h.enrollToken(dev.EnrollmentToken, p256(t))
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "dev.crt"), filepath.Join(dir, "dev.key")
+	var chain []byte
+	for _, c := range id.chain[:2] {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	kd, _ := x509.MarshalPKCS8PrivateKey(id.key)
+	os.WriteFile(certPath, chain, 0o600)
+	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600)
+	host, port, _ := strings.Cut(h.mqttAddr, ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, pub, "-h", host, "-p", port, "--cafile", filepath.Join(h.cfg.DataDir, "ca.pem"),
+		"--cert", certPath, "--key", keyPath, "-i", id.id, "-V", "mqttv5", "-q", "1",
+		"-t", "devices/"+id.id+"/telemetry/t", "-m", `{"from":"mosquitto"}`).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mosquitto_pub: %v %s", err, out)
+	}
+	if l := h.telemetry(owner, id.id, 1); len(l.Messages) != 1 || string(l.Messages[0].JSON) != `{"from":"mosquitto"}` {
+		t.Fatalf("telemetry: %+v", l)
+	}
+}
