@@ -6,9 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rampart-iot/rampart/internal/accounts"
 	"github.com/rampart-iot/rampart/internal/broker"
 	"github.com/rampart-iot/rampart/internal/config"
 	"github.com/rampart-iot/rampart/internal/devices"
@@ -19,9 +21,13 @@ import (
 	"github.com/rampart-iot/rampart/internal/tlsconf"
 )
 
-// deviceAuth adapts the device registry to the broker's Authenticator,
-// SessionTracker and SecretRotator.
-type deviceAuth struct{ devs *devices.Service }
+// deviceAuth adapts the device registry (devices) and the API tokens
+// (applications) to the broker's Authenticator, SessionTracker and
+// SecretRotator.
+type deviceAuth struct {
+	devs *devices.Service
+	acc  *accounts.Service
+}
 
 func identityOf(d devices.Device) broker.Identity {
 	return broker.Identity{Kind: broker.KindDevice, DeviceID: d.ID, TenantID: d.TenantID,
@@ -40,6 +46,19 @@ func (a deviceAuth) AuthenticateDevice(ctx context.Context, deviceID string, cer
 }
 
 func (a deviceAuth) AuthenticatePassword(ctx context.Context, username string, password secrets.Text) (broker.Identity, error) {
+	if strings.HasPrefix(password.Reveal(), "rpt_") {
+		// A back-end application: an API token (never a person's session)
+		// whose scopes include mqtt:subscribe. It reads its tenant only;
+		// it never publishes and never sees $SYS.
+		p, err := a.acc.Authenticate(ctx, password)
+		if err != nil {
+			return broker.Identity{}, err
+		}
+		if p.TokenID == "" || !p.Can(accounts.PermMQTTSubscribe) {
+			return broker.Identity{}, errors.New("token lacks the mqtt:subscribe scope")
+		}
+		return broker.Identity{Kind: broker.KindApp, AppID: p.TokenID, TenantID: p.TenantID}, nil
+	}
 	if !pki.ValidDeviceID(username) {
 		return broker.Identity{}, errors.New("unknown username")
 	}
@@ -87,7 +106,7 @@ func (s telemetrySink) Ingest(m broker.Message) {
 // device certificates verified against the device CA when sent (devices
 // without X.509 authenticate with their secret in CONNECT).
 func startBroker(cfg *config.Config, e env, log *slog.Logger, reg *prometheus.Registry, j *journal.Journal,
-	devs *devices.Service, dca *pki.DeviceCA, cert *tls.Certificate, ingest *telemetry.Ingester) (*broker.Broker, error) {
+	devs *devices.Service, acc *accounts.Service, dca *pki.DeviceCA, cert *tls.Certificate, ingest *telemetry.Ingester) (*broker.Broker, error) {
 	tcfg, err := tlsconf.Server(tlsconf.ServerOptions{
 		MinVersion:         tlsconf.Version(cfg.TLS.MinVersion),
 		Certificate:        func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
@@ -98,9 +117,9 @@ func startBroker(cfg *config.Config, e env, log *slog.Logger, reg *prometheus.Re
 	if err != nil {
 		return nil, err
 	}
-	auth := deviceAuth{devs: devs}
+	auth := deviceAuth{devs: devs, acc: acc}
 	b, err := broker.New(broker.Options{
-		Addr: cfg.MQTT.Addr, TLS: tcfg, Auth: auth, Sessions: auth, Rotator: auth,
+		Addr: cfg.MQTT.Addr, TLS: tcfg, Auth: auth, Sessions: auth, Rotator: auth, Tenants: devs,
 		Sink: telemetrySink{g: ingest}, Journal: j, Logger: log, Registry: reg, Now: e.now,
 	})
 	if err != nil {

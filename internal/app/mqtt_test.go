@@ -214,3 +214,92 @@ func TestMosquittoWithEnrolledCertificate(t *testing.T) {
 		t.Fatalf("telemetry: %+v", l)
 	}
 }
+
+// Applications subscribe with API tokens (mqtt:subscribe scope) and never
+// receive another tenant's messages, whatever filter they use.
+func TestApplicationTokensSeeOnlyTheirTenant(t *testing.T) {
+	h := startAccountsHub(t, nil)
+	ownerA := h.setupAndLogin()
+	h.signup("bea@beta.example", "another long passphrase for beta", "Beta")
+	ownerB := h.login("bea@beta.example", "another long passphrase for beta")
+
+	tokA := h.newToken(ownerA, api.TokenRequest{Name: "backend-a", Scopes: []string{"mqtt:subscribe"}})
+	tokB := h.newToken(ownerB, api.TokenRequest{Name: "backend-b", Scopes: []string{"mqtt:subscribe"}})
+	noScope := h.newToken(ownerB, api.TokenRequest{Name: "reader", Scopes: []string{"devices:read"}})
+
+	gotA, gotB := make(chan string, 10), make(chan string, 10)
+	appA, err := h.mqttConnect("backend-a", nil, tokA.ID, tokA.Token, nil)
+	if err != nil {
+		t.Fatalf("app A: %v", err)
+	}
+	appB, err := h.mqttConnect("backend-b", nil, tokB.ID, tokB.Token, nil)
+	if err != nil {
+		t.Fatalf("app B: %v", err)
+	}
+	appA.Subscribe("#", 1, func(_ paho.Client, m paho.Message) { gotA <- m.Topic() }).WaitTimeout(5 * time.Second)
+	for _, f := range []string{"#", "devices/#", "devices/+/telemetry/#", "$share/g/#"} {
+		appB.Subscribe(f, 1, func(_ paho.Client, m paho.Message) { gotB <- m.Topic() }).WaitTimeout(5 * time.Second)
+	}
+	for name, cred := range map[string][2]string{
+		"fail/token without mqtt:subscribe": {noScope.ID, noScope.Token},
+		"fail/a person's session token":     {"bea", ownerB},
+		"fail/made-up token":                {"x", "rpt_" + strings.Repeat("A", 43)},
+	} {
+		if _, err := h.mqttConnect("app-"+strings.ReplaceAll(name, " ", "-")[:12], nil, cred[0], cred[1], nil); err == nil {
+			t.Errorf("%s connected", name)
+		}
+	}
+
+	dev := h.newDevice(ownerA, api.CreateDeviceRequest{Name: "a-thermostat"})
+	id := h.enrollToken(dev.EnrollmentToken, p256(t))
+	c, err := h.mqttConnect(id.id, id.tlsCert(), "", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Publish("devices/"+id.id+"/telemetry/t", 1, true, `{"private":1}`).WaitTimeout(5 * time.Second)
+	select {
+	case topic := <-gotA:
+		if topic != "devices/"+id.id+"/telemetry/t" {
+			t.Fatalf("A got %s", topic)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("tenant A's application did not receive its device's message")
+	}
+	select {
+	case topic := <-gotB:
+		t.Fatalf("tenant B's application received %s of tenant A", topic)
+	case <-time.After(500 * time.Millisecond):
+	}
+	// Retained messages obey the same rule: a late subscriber of tenant B
+	// gets nothing, one of tenant A gets the retained message.
+	lateB, err := h.mqttConnect("backend-b-late", nil, tokB.ID, tokB.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lateGotB := make(chan string, 10)
+	lateB.Subscribe("#", 1, func(_ paho.Client, m paho.Message) { lateGotB <- m.Topic() }).WaitTimeout(5 * time.Second)
+	lateB.Subscribe("devices/"+id.id+"/telemetry/t", 1, func(_ paho.Client, m paho.Message) { lateGotB <- m.Topic() }).WaitTimeout(5 * time.Second)
+	lateA, err := h.mqttConnect("backend-a-late", nil, tokA.ID, tokA.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lateGotA := make(chan string, 10)
+	lateA.Subscribe("devices/#", 1, func(_ paho.Client, m paho.Message) { lateGotA <- m.Topic() }).WaitTimeout(5 * time.Second)
+	select {
+	case <-lateGotA:
+	case <-time.After(5 * time.Second):
+		t.Fatal("tenant A's late subscriber did not get the retained message")
+	}
+	select {
+	case topic := <-lateGotB:
+		t.Fatalf("tenant B's late subscriber got tenant A's retained %s", topic)
+	case <-time.After(500 * time.Millisecond):
+	}
+	// A token revoked later no longer connects.
+	if r := h.do("DELETE", "/api/v1/tokens/"+tokB.ID, ownerB, nil); r.status >= 300 {
+		t.Fatalf("revoke token: %d %s", r.status, r.body)
+	}
+	if _, err := h.mqttConnect("backend-b2", nil, tokB.ID, tokB.Token, nil); err == nil {
+		t.Fatal("a revoked API token connected")
+	}
+}

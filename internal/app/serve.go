@@ -214,7 +214,7 @@ func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 
-	mqttBroker, err := startBroker(cfg, e, log, reg, j, devs, dca, tlsCert, ingest)
+	mqttBroker, err := startBroker(cfg, e, log, reg, j, devs, acc, dca, tlsCert, ingest)
 	if err != nil {
 		srv.Shutdown(context.Background())
 		return fmt.Errorf("starting MQTT on %s: %w", cfg.MQTT.Addr, err)

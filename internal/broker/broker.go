@@ -68,6 +68,12 @@ type Authenticator interface {
 	AuthenticatePassword(ctx context.Context, username string, password secrets.Text) (Identity, error)
 }
 
+// TenantLookup names the tenant of a device that has not connected since
+// the broker started (an application subscribing to one device's topic).
+type TenantLookup interface {
+	TenantOf(ctx context.Context, deviceID string) (string, error)
+}
+
 // SessionTracker sees sessions open and close (clone detection). Opened
 // returns an error to refuse a connection.
 type SessionTracker interface {
@@ -108,6 +114,7 @@ type Options struct {
 	TLS      *tls.Config // from tlsconf, with the device CA as (optional) client CAs
 	Auth     Authenticator
 	Sessions SessionTracker // optional
+	Tenants  TenantLookup   // optional; without it only devices seen connected are known
 	Sink     Sink           // optional
 	Rotator  SecretRotator  // optional; without it must_rotate devices cannot rotate over MQTT
 	Journal  Recorder
@@ -175,6 +182,10 @@ type Broker struct {
 	sessions map[*mqtt.Client]*session // authenticated clients
 	byConn   map[net.Conn]*mqtt.Client // for cleanup after a recovered panic
 	byID     map[string]*session       // client ID -> session, for delivery filtering
+	// deviceTenant remembers the tenant of every device that connected
+	// (retained messages outlive sessions; the engine keeps them in memory
+	// only, so this map covers every retained message).
+	deviceTenant map[string]string
 	flaps    *flapTracker
 
 	closeOnce      sync.Once
@@ -219,7 +230,7 @@ func New(o Options) (*Broker, error) {
 		Logger:       o.Logger.With("component", "mqtt"),
 		InlineClient: false, // the inline client bypasses ACLs; never enable it
 	})
-	b := &Broker{o: o, srv: srv, sessions: map[*mqtt.Client]*session{}, byConn: map[net.Conn]*mqtt.Client{}, byID: map[string]*session{},
+	b := &Broker{o: o, srv: srv, sessions: map[*mqtt.Client]*session{}, byConn: map[net.Conn]*mqtt.Client{}, byID: map[string]*session{}, deviceTenant: map[string]string{},
 		flaps: newFlapTracker(o.Now, o.Limits.FlapMaxConnects)}
 	b.m = newMetrics(o.Registry)
 	if err := srv.AddHook(&hook{b: b}, nil); err != nil {

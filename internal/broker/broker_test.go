@@ -45,6 +45,16 @@ func (r *registry) AuthenticateDevice(_ context.Context, id string, _ *x509.Cert
 	return d, nil
 }
 
+func (r *registry) TenantOf(_ context.Context, id string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, ok := r.devices[id]
+	if !ok {
+		return "", errors.New("unknown device")
+	}
+	return d.TenantID, nil
+}
+
 func (r *registry) AuthenticatePassword(_ context.Context, user string, pw secrets.Text) (Identity, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -115,7 +125,7 @@ func newEnv(t testing.TB, lim Limits) *env {
 	}
 	e := &env{t: t, ca: ca, serverCA: serverCA, journal: &events{}, sink: &sink{}, promReg: prometheus.NewRegistry(),
 		reg: &registry{devices: map[string]Identity{}, apps: map[string]Identity{}}}
-	b, err := New(Options{Addr: "127.0.0.1:0", TLS: cfg, Auth: e.reg, Journal: e.journal, Sink: e.sink, Registry: e.promReg, Limits: lim})
+	b, err := New(Options{Addr: "127.0.0.1:0", TLS: cfg, Auth: e.reg, Tenants: e.reg, Journal: e.journal, Sink: e.sink, Registry: e.promReg, Limits: lim})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -175,6 +175,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	h.b.sessions[cl] = s
 	h.b.byConn[cl.Net.Conn] = cl
 	h.b.byID[cl.ID] = s
+	if id.Kind == KindDevice {
+		h.b.deviceTenant[id.DeviceID] = id.TenantID
+	}
 	h.b.mu.Unlock()
 	h.b.m.connects.Inc()
 	return nil
@@ -209,7 +212,30 @@ func (h *hook) mayRead(id Identity, filter string) bool {
 		if strings.HasPrefix(inner, "$") {
 			return id.Admin && strings.HasPrefix(inner, "$SYS")
 		}
-		return true // tenant isolation is enforced at delivery (OnSelectSubscribers)
+		if !strings.ContainsAny(inner, "+#") {
+			// A concrete topic: a subscription to one device's topic, or
+			// the engine delivering a message (it asks for every delivery,
+			// retained ones included). Only the app's own tenant's devices.
+			devID, ok := DeviceIDFromTopic(inner)
+			if !ok {
+				return false
+			}
+			h.b.mu.Lock()
+			tenant, known := h.b.deviceTenant[devID]
+			h.b.mu.Unlock()
+			if !known && h.b.o.Tenants != nil {
+				t, err := h.b.o.Tenants.TenantOf(context.Background(), devID)
+				if err != nil {
+					return false
+				}
+				tenant, known = t, true
+				h.b.mu.Lock()
+				h.b.deviceTenant[devID] = t
+				h.b.mu.Unlock()
+			}
+			return known && tenant == id.TenantID
+		}
+		return true // wildcard filters: tenant isolation at delivery (OnSelectSubscribers and the check above)
 	default:
 		return false
 	}

@@ -499,6 +499,22 @@ func (s *Service) Get(ctx context.Context, tenantID, id string) (Device, error) 
 	return d, err
 }
 
+// TenantOf returns the tenant a device belongs to, for transports that
+// must keep tenants apart (the broker's delivery check). It is not an
+// authorization: callers compare the answer with their client's tenant.
+func (s *Service) TenantOf(ctx context.Context, id string) (string, error) {
+	var tenant string
+	err := s.o.Store.View(ctx, func(tx Tx) error {
+		d, err := tx.Device(id)
+		if err != nil {
+			return notFound("device")
+		}
+		tenant = d.TenantID
+		return nil
+	})
+	return tenant, err
+}
+
 // List returns tenantID's devices, newest first, at most maxListed.
 func (s *Service) List(ctx context.Context, tenantID string) ([]Device, error) {
 	var out []Device
