@@ -121,6 +121,16 @@ func startBroker(cfg *config.Config, e env, log *slog.Logger, reg *prometheus.Re
 	b, err := broker.New(broker.Options{
 		Addr: cfg.MQTT.Addr, TLS: tcfg, Auth: auth, Sessions: auth, Rotator: auth, Tenants: devs,
 		Sink: telemetrySink{g: ingest}, Journal: j, Logger: log, Registry: reg, Now: e.now,
+		Limits: broker.Limits{
+			MaxPacketBytes:      cfg.MQTT.MaxPacketBytes,
+			PublishPerSec:       float64(cfg.MQTT.PublishPerSec),
+			PublishBurst:        cfg.MQTT.PublishBurst,
+			BytesPerSec:         float64(cfg.MQTT.BytesPerSec),
+			MaxSubscriptions:    cfg.MQTT.MaxSubscriptions,
+			MaxConnsPerIP:       cfg.MQTT.MaxConnsPerIP,
+			NewConnsPerIPPerSec: float64(cfg.MQTT.NewConnsPerIPPerSec),
+			MaxConns:            cfg.MQTT.MaxConns,
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -67,6 +67,15 @@ type HTTPS struct {
 type MQTT struct {
 	// Addr is HOST:PORT to listen on; port 0 picks a free port.
 	Addr string `yaml:"addr"`
+	// Quotas, per client unless named otherwise.
+	MaxPacketBytes      int `yaml:"max_packet_bytes"`
+	PublishPerSec       int `yaml:"publish_per_sec"`
+	PublishBurst        int `yaml:"publish_burst"`
+	BytesPerSec         int `yaml:"bytes_per_sec"`
+	MaxSubscriptions    int `yaml:"max_subscriptions"`
+	MaxConnsPerIP       int `yaml:"max_conns_per_ip"`
+	NewConnsPerIPPerSec int `yaml:"new_conns_per_ip_per_sec"`
+	MaxConns            int `yaml:"max_conns"`
 }
 
 // TLS configures every TLS listener.
@@ -145,7 +154,9 @@ func Default() *Config {
 			MaxBodyBytes:      defaultMaxBodyBytes,
 			ReadHeaderTimeout: Duration(defaultReadHeaderTimeout),
 		},
-		MQTT:      MQTT{Addr: defaultMQTTAddr},
+		MQTT: MQTT{Addr: defaultMQTTAddr, MaxPacketBytes: defaultMQTTMaxPacketBytes, PublishPerSec: defaultMQTTPublishPerSec,
+			PublishBurst: defaultMQTTPublishBurst, BytesPerSec: defaultMQTTBytesPerSec, MaxSubscriptions: defaultMQTTMaxSubscriptions,
+			MaxConnsPerIP: defaultMQTTMaxConnsPerIP, NewConnsPerIPPerSec: defaultMQTTNewConnsPerIPPerSec, MaxConns: defaultMQTTMaxConns},
 		TLS:       TLS{MinVersion: defaultTLSMinVersion},
 		Log:       Log{Level: defaultLogLevel, Format: defaultLogFormat},
 		Setup:     Setup{CodeTTL: Duration(defaultSetupCodeTTL)},

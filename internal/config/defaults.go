@@ -65,6 +65,16 @@ const (
 	// while keeping signing cost negligible.
 	defaultCheckpointEvery    = 1000
 	defaultCheckpointInterval = time.Minute
+	// MQTT quotas (internal/broker/defaults.go explains each).
+	defaultMQTTMaxPacketBytes      = 256 << 10
+	defaultMQTTPublishPerSec       = 50
+	defaultMQTTPublishBurst        = 200
+	defaultMQTTBytesPerSec         = 256 << 10
+	defaultMQTTMaxSubscriptions    = 32
+	defaultMQTTMaxConnsPerIP       = 256
+	defaultMQTTNewConnsPerIPPerSec = 20
+	defaultMQTTMaxConns            = 50_000
+
 	// defaultDeviceCertLifetime: 30 days, so a stolen device key ages out
 	// even if nobody revokes it; devices renew over mTLS well before.
 	defaultDeviceCertLifetime = 30 * 24 * time.Hour
@@ -143,6 +153,18 @@ var (
 
 // Device identity bounds, with their reason.
 var (
+	// mqtt.*: a packet of at least 1 KiB (a CSR-sized message) and at most
+	// 16 MiB (firmware goes over HTTPS, not MQTT); rates from 1 to a level
+	// no single device should need; connection caps within what one
+	// process can hold open.
+	mqttPacketBounds   = intBounds{min: 1 << 10, max: 16 << 20, unit: "bytes"}
+	mqttRateBounds     = intBounds{min: 1, max: 100_000, unit: "per second"}
+	mqttBurstBounds    = intBounds{min: 1, max: 1_000_000, unit: "messages"}
+	mqttByteRateBounds = intBounds{min: 1 << 10, max: 1 << 30, unit: "bytes per second"}
+	mqttSubsBounds     = intBounds{min: 1, max: 10_000, unit: "subscriptions"}
+	mqttConnsIPBounds  = intBounds{min: 1, max: 1_000_000, unit: "connections"}
+	mqttConnsBounds    = intBounds{min: 1, max: 10_000_000, unit: "connections"}
+
 	// devices.cert_lifetime: under 1h devices renew constantly; over 398 days
 	// (the CA/B Forum ceiling) a stolen key stays useful for too long.
 	deviceCertLifetimeBounds = durBounds{min: time.Hour, max: 398 * 24 * time.Hour}

@@ -34,6 +34,14 @@ func (c *Config) validate() []error {
 		}
 	}
 	v.intRange("https.max_body_bytes", c.HTTPS.MaxBodyBytes, maxBodyBytesBounds)
+	v.intRange("mqtt.max_packet_bytes", int64(c.MQTT.MaxPacketBytes), mqttPacketBounds)
+	v.intRange("mqtt.publish_per_sec", int64(c.MQTT.PublishPerSec), mqttRateBounds)
+	v.intRange("mqtt.publish_burst", int64(c.MQTT.PublishBurst), mqttBurstBounds)
+	v.intRange("mqtt.bytes_per_sec", int64(c.MQTT.BytesPerSec), mqttByteRateBounds)
+	v.intRange("mqtt.max_subscriptions", int64(c.MQTT.MaxSubscriptions), mqttSubsBounds)
+	v.intRange("mqtt.max_conns_per_ip", int64(c.MQTT.MaxConnsPerIP), mqttConnsIPBounds)
+	v.intRange("mqtt.new_conns_per_ip_per_sec", int64(c.MQTT.NewConnsPerIPPerSec), mqttRateBounds)
+	v.intRange("mqtt.max_conns", int64(c.MQTT.MaxConns), mqttConnsBounds)
 	v.durRange("https.read_header_timeout", c.HTTPS.ReadHeaderTimeout, readHeaderTimeoutBounds)
 
 	v.addr("mqtt.addr", c.MQTT.Addr, defaultMQTTAddr)
