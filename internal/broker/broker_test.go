@@ -184,14 +184,17 @@ type raw struct {
 	r *bufio.Reader
 }
 
-func (e *env) raw(cert *tls.Certificate) *raw {
-	e.t.Helper()
+func (e *env) raw(cert *tls.Certificate) *raw { return e.rawFor(e.t, cert) }
+
+// rawFor dials for test t (fuzz targets must not use the F's helpers).
+func (e *env) rawFor(t testing.TB, cert *tls.Certificate) *raw {
+	t.Helper()
 	c, err := tls.Dial("tcp", e.addr, e.tlsConfig(cert))
 	if err != nil {
-		e.t.Fatalf("tls dial: %v", err)
+		t.Fatalf("tls dial: %v", err)
 	}
-	e.t.Cleanup(func() { c.Close() })
-	return &raw{t: e.t, c: c, r: bufio.NewReader(c)}
+	t.Cleanup(func() { c.Close() })
+	return &raw{t: t, c: c, r: bufio.NewReader(c)}
 }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
