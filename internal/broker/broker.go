@@ -186,8 +186,9 @@ type Broker struct {
 	// (retained messages outlive sessions; the engine keeps them in memory
 	// only, so this map covers every retained message).
 	deviceTenant map[string]string
-	flaps    *flapTracker
+	flaps        *flapTracker
 
+	hub            *mqtt.Client
 	closeOnce      sync.Once
 	authOnce       sync.Once
 	authBucket     *bucket
@@ -233,6 +234,12 @@ func New(o Options) (*Broker, error) {
 	b := &Broker{o: o, srv: srv, sessions: map[*mqtt.Client]*session{}, byConn: map[net.Conn]*mqtt.Client{}, byID: map[string]*session{}, deviceTenant: map[string]string{},
 		flaps: newFlapTracker(o.Now, o.Limits.FlapMaxConnects)}
 	b.m = newMetrics(o.Registry)
+	// The hub's own publisher (commands, firmware offers): an engine client
+	// with no connection, used only by PublishToDevice below, which allows
+	// nothing but the device-bound topics. The engine's global inline
+	// client stays off.
+	b.hub = srv.NewClient(nil, "local", hubClientID, true)
+	b.hub.Properties.ProtocolVersion = 5
 	if err := srv.AddHook(&hook{b: b}, nil); err != nil {
 		return nil, err
 	}
@@ -276,6 +283,45 @@ func (b *Broker) DisconnectDevice(deviceID string) int {
 		cl.Stop(errors.New("revoked"))
 	}
 	return len(victims)
+}
+
+// hubClientID names the hub's own publisher; client IDs starting with "$"
+// are refused at CONNECT, so no client can pose as it.
+const hubClientID = "$rampart-hub"
+
+// hubTopics are the only topics the hub publishes to, under devices/{id}/.
+var hubTopics = map[string]bool{"commands": true, "firmware": true, "credentials": true}
+
+// PublishToDevice publishes a hub-made message (a signed command, a
+// firmware offer) to devices/{deviceID}/{sub}. Only the device's own
+// tenant's subscribers receive it.
+func (b *Broker) PublishToDevice(deviceID, sub string, payload []byte, qos byte) error {
+	root, _, _ := strings.Cut(sub, "/")
+	topic := "devices/" + deviceID + "/" + sub
+	if deviceID == "" || strings.ContainsAny(deviceID, "/+#") || !hubTopics[root] || !validTopicName(topic) || qos > 1 {
+		return fmt.Errorf("broker: the hub does not publish to %q", topic)
+	}
+	b.rememberTenant(deviceID)
+	return b.srv.InjectPacket(b.hub, packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
+		TopicName:   topic, Payload: payload, PacketID: uint16(qos),
+	})
+}
+
+// rememberTenant makes sure deviceTenant knows the device (a registry
+// lookup outside the lock).
+func (b *Broker) rememberTenant(deviceID string) {
+	b.mu.Lock()
+	_, known := b.deviceTenant[deviceID]
+	b.mu.Unlock()
+	if known || b.o.Tenants == nil {
+		return
+	}
+	if t, err := b.o.Tenants.TenantOf(context.Background(), deviceID); err == nil {
+		b.mu.Lock()
+		b.deviceTenant[deviceID] = t
+		b.mu.Unlock()
+	}
 }
 
 // Disconnect closes the live sessions of a device, only the one from

@@ -745,3 +745,48 @@ func TestMustRotateDeviceCanOnlyRotateFirst(t *testing.T) {
 		}
 	}
 }
+
+func TestHubPublishesOnlyToDeviceTopicsOfThatTenant(t *testing.T) {
+	e := newEnv(t, Limits{})
+	leaf := e.device("dev1", "tenantA")
+	e.device("dev2", "tenantB")
+	e.app("appB", "tenantB", "tokB")
+	gotB := make(chan string, 10)
+	appB := e.paho("appB", nil, "appB", "tokB")
+	appB.Subscribe("#", 1, func(_ paho.Client, m paho.Message) { gotB <- m.Topic() }).WaitTimeout(5 * time.Second)
+	got := make(chan string, 10)
+	dev := e.paho("dev1", &leaf.TLS, "", "")
+	dev.Subscribe("devices/dev1/commands", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }).WaitTimeout(5 * time.Second)
+	if err := e.b.PublishToDevice("dev1", "commands", []byte(`{"cmd":"open"}`), 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		if p != `{"cmd":"open"}` {
+			t.Fatalf("device got %q", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the device did not receive the hub's command")
+	}
+	select {
+	case topic := <-gotB:
+		t.Fatalf("another tenant saw the command on %s", topic)
+	case <-time.After(300 * time.Millisecond):
+	}
+	for _, sub := range []string{"telemetry/x", "../dev2/commands", "commands/#", ""} {
+		if err := e.b.PublishToDevice("dev1", sub, []byte("x"), 1); err == nil {
+			t.Errorf("hub published to devices/dev1/%s", sub)
+		}
+	}
+	if err := e.b.PublishToDevice("dev1/+", "commands", []byte("x"), 0); err == nil {
+		t.Error("hub published with a wildcard device ID")
+	}
+	r := e.raw(nil)
+	e.app("spoof", "tenantA", "tokS")
+	pk := connectPacket(5, hubClientID)
+	pk.Connect.UsernameFlag, pk.Connect.Username = true, []byte("spoof")
+	pk.Connect.PasswordFlag, pk.Connect.Password = true, []byte("tokS")
+	if code := r.connack(pk); code != packets.ErrClientIdentifierNotValid.Code {
+		t.Fatalf("a client posing as the hub: 0x%x", code)
+	}
+}

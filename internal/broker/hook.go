@@ -140,6 +140,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			Detail: map[string]string{"reason": "flapping", "for": ban.String(), "remote": ip}})
 		return h.refuse(cl, packets.ErrConnectionRateExceeded, "mqtt.connect", "flapping", id)
 	}
+	if strings.HasPrefix(pk.Connect.ClientIdentifier, "$") {
+		return h.refuse(cl, packets.ErrClientIdentifierNotValid, "mqtt.connect", "client IDs starting with $ are reserved", id)
+	}
 	if id.Kind == KindDevice && pk.Connect.ClientIdentifier != id.DeviceID {
 		return h.refuse(cl, packets.ErrClientIdentifierNotValid, "mqtt.connect",
 			fmt.Sprintf("client ID %q is not the device ID", truncate(pk.Connect.ClientIdentifier, 64)), id)
@@ -328,6 +331,10 @@ func (h *hook) OnSelectSubscribers(subs *mqtt.Subscribers, pk packets.Packet) *m
 	tenant := ""
 	if s := h.b.byID[pk.Origin]; s != nil {
 		tenant = s.id.TenantID
+	} else if pk.Origin == hubClientID {
+		if devID, ok := DeviceIDFromTopic(pk.TopicName); ok {
+			tenant = h.b.deviceTenant[devID]
+		}
 	}
 	allowed := func(clientID string) bool {
 		s := h.b.byID[clientID]
@@ -366,6 +373,9 @@ type rotateRequest struct {
 // OnPublish handles the secret rotation topic: the message is consumed here
 // and never delivered or stored (it carries secrets).
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl == h.b.hub {
+		return pk, nil // PublishToDevice already checked the topic
+	}
 	s := h.session(cl)
 	id, found := h.ident(cl)
 	if !found {
