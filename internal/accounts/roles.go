@@ -9,6 +9,7 @@ const (
 	PermSelfRead    Permission = "self:read"    // see one's own account, log out, change one's password, enrol MFA
 	PermMetricsRead Permission = "metrics:read" // scrape /metrics
 	PermJournalRead Permission = "journal:read" // read the tenant's journal
+	PermAuditRead   Permission = "audit:read"   // run the fleet and hub audit
 
 	PermDevicesRead  Permission = "devices:read"  // list and inspect devices, telemetry
 	PermDevicesWrite Permission = "devices:write" // create, revoke, quarantine devices
@@ -27,10 +28,10 @@ const (
 // rolePermissions is the one table of what each role may do (also in the
 // README). Anything not listed is denied.
 var rolePermissions = map[Role]map[Permission]bool{
-	RoleOwner: {PermSelfRead: true, PermMetricsRead: true, PermJournalRead: true, PermDevicesRead: true, PermDevicesWrite: true, PermPKIAdmin: true,
+	RoleOwner: {PermSelfRead: true, PermMetricsRead: true, PermJournalRead: true, PermAuditRead: true, PermDevicesRead: true, PermDevicesWrite: true, PermPKIAdmin: true,
 		PermTelemetryRead: true, PermCommandsWrite: true, PermMQTTSubscribe: true,
 		PermUsersRead: true, PermUsersWrite: true, PermTokensWrite: true, PermTenantAdmin: true},
-	RoleAdmin: {PermSelfRead: true, PermMetricsRead: true, PermJournalRead: true, PermDevicesRead: true, PermDevicesWrite: true, PermPKIAdmin: true,
+	RoleAdmin: {PermSelfRead: true, PermMetricsRead: true, PermJournalRead: true, PermAuditRead: true, PermDevicesRead: true, PermDevicesWrite: true, PermPKIAdmin: true,
 		PermTelemetryRead: true, PermCommandsWrite: true, PermMQTTSubscribe: true,
 		PermUsersRead: true, PermUsersWrite: true, PermTokensWrite: true},
 	RoleOperator: {PermSelfRead: true, PermDevicesRead: true, PermDevicesWrite: true, PermTelemetryRead: true, PermCommandsWrite: true},
@@ -41,7 +42,7 @@ var rolePermissions = map[Role]map[Permission]bool{
 // management (users, tokens, tenant, self) is never delegated to a token.
 var TokenScopes = []Permission{
 	PermDevicesRead, PermDevicesWrite, PermTelemetryRead, PermCommandsWrite,
-	PermMQTTSubscribe, PermMetricsRead, PermJournalRead, PermPKIAdmin,
+	PermMQTTSubscribe, PermMetricsRead, PermJournalRead, PermPKIAdmin, PermAuditRead,
 }
 
 // Can reports whether role may do p. Unknown roles may do nothing.

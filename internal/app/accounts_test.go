@@ -228,6 +228,7 @@ var crossTenantFixtures = map[string]crossTenantFixture{
 	"POST /api/v1/devices/{id}/reactivate": {expect: notFound, id: func(b *tenantB) string { return b.deviceID }, body: func(b *tenantB) any { return map[string]string{} }},
 	"POST /api/v1/devices/{id}/token":      {expect: notFound, id: func(b *tenantB) string { return b.deviceID }, body: func(b *tenantB) any { return map[string]string{} }},
 	"GET /api/v1/devices/{id}/telemetry":   {expect: notFound, id: func(b *tenantB) string { return b.deviceID }},
+	"GET /api/v1/audit":                    {expect: noLeak},
 	"POST /api/v1/claims":                  {expect: noLeak, body: func(b *tenantB) any { return map[string]any{"name": "b-claim", "max_uses": 1, "ttl": "1h"} }},
 	"GET /api/v1/claims":                   {expect: noLeak},
 	"POST /api/v1/claims/{id}/revoke":      {expect: notFound, id: func(b *tenantB) string { return b.claimID }, body: func(b *tenantB) any { return map[string]string{} }},

@@ -22,6 +22,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/httpapi"
 	"github.com/rampart-iot/rampart/internal/journal"
 	"github.com/rampart-iot/rampart/internal/pki"
+	"github.com/rampart-iot/rampart/internal/posture"
 	"github.com/rampart-iot/rampart/internal/secrets"
 	"github.com/rampart-iot/rampart/internal/telemetry"
 	"github.com/rampart-iot/rampart/internal/tlsconf"
@@ -177,12 +178,16 @@ func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err 
 	ingest.Start()
 	defer ingest.Close()
 
+	audit := &hubAudit{cfg: cfg, d: d, root: ca, dca: dca,
+		a: posture.New(posture.Options{Devices: devs, Tokens: acc, Now: e.now})}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := httpapi.New(httpapi.Options{
 		Accounts: acc, Logger: log, MaxBodyBytes: cfg.HTTPS.MaxBodyBytes, Registry: reg,
 		Devices:   devs,
 		Telemetry: ingest,
+		Audit:     audit,
 		OnSetupDone: func() {
 			if err := os.Remove(codePath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				log.Error("removing setup code file", "path", codePath, "err", err)
@@ -220,6 +225,7 @@ func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err 
 		return fmt.Errorf("starting MQTT on %s: %w", cfg.MQTT.Addr, err)
 	}
 	defer mqttBroker.Close()
+	audit.setAddrs(hostPort(srv.Addr()), hostPort(mqttBroker.Addr()))
 
 	if err := j.Record(ctx, journal.Event{Actor: "system", Action: "hub.started", Outcome: "success",
 		Detail: map[string]string{"version": version, "https": srv.Addr().String(), "mqtt": mqttBroker.Addr().String()}}); err != nil {

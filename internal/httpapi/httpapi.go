@@ -47,6 +47,8 @@ type Options struct {
 	// Devices is the device registry; nil leaves the device routes out.
 	Devices Devices
 	// Telemetry serves GET /api/v1/devices/{id}/telemetry; nil disables it.
+	// Audit serves GET /api/v1/audit; nil disables it.
+	Audit     Audit
 	Telemetry Telemetry
 }
 
@@ -90,6 +92,7 @@ func New(o Options) *Handler {
 	}
 	h.registerDeviceRoutes()
 	h.registerTelemetryRoutes()
+	h.registerAuditRoutes()
 	h.registerAccountRoutes()
 	return h
 }
