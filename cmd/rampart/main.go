@@ -28,9 +28,11 @@ commands:
   keys rotate      re-wrap every data key under a new master key (the hub may keep running)
   version          print the version
   login, logout, users, tokens   manage accounts and API tokens on a running hub (see below)
+  device-sim       run simulated devices (thermostats, valves) against a hub through the device SDK
+  firmware         offline firmware signing: keygen, root, sign, cosign, verify (see below)
 
 Run 'rampart COMMAND -h' for the flags of a command.
-` + accountsUsage
+` + accountsUsage + deviceSimUsage + auditUsage + firmwareUsage
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -90,8 +92,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}, func(c *config.Config, _ *flag.FlagSet) error {
 			return app.RotateKeys(ctx, c, newPass, stdout)
 		})
+	case "audit":
+		err = runAudit(ctx, rest, stdout, stderr)
 	case "login", "logout", "users", "tokens":
 		err = runAccounts(ctx, cmd, rest, os.Stdin, stdout, stderr)
+	case "firmware":
+		err = runFirmware(rest, os.Stdin, stdout, stderr)
+	case "device-sim":
+		err = runDeviceSim(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "rampart", app.Version())
 		return 0

@@ -15,9 +15,16 @@ const (
 	PermDevicesWrite Permission = "devices:write" // create, revoke, quarantine devices
 	PermPKIAdmin     Permission = "pki:admin"     // claims, manufacturer CAs, clone approvals
 
-	PermTelemetryRead Permission = "telemetry:read" // read stored telemetry
-	PermCommandsWrite Permission = "commands:write" // send commands to devices
-	PermMQTTSubscribe Permission = "mqtt:subscribe" // back-end MQTT subscriptions (API tokens)
+	PermTelemetryRead   Permission = "telemetry:read"   // read stored telemetry
+	PermCommandsWrite   Permission = "commands:write"   // send commands to devices, confirm one's own hazardous commands
+	PermCommandsApprove Permission = "commands:approve" // approve another user's hazardous command (never a token's)
+	PermModelsWrite     Permission = "models:write"     // create device models and new versions of their safety policies
+	PermMQTTSubscribe   Permission = "mqtt:subscribe"   // back-end MQTT subscriptions (API tokens)
+
+	PermFirmwareRead    Permission = "firmware:read"    // list firmware images, roots, rollouts and device versions
+	PermFirmwareWrite   Permission = "firmware:write"   // upload signed manifests and images, create and steer rollouts, tag devices
+	PermFirmwareAdmin   Permission = "firmware:admin"   // set or rotate the tenant's firmware root; firmware settings
+	PermRolloutsApprove Permission = "rollouts:approve" // approve another person's rollout (when the tenant requires it)
 
 	PermUsersRead   Permission = "users:read"   // list the tenant's users and invitations
 	PermUsersWrite  Permission = "users:write"  // invite, change roles, remove users, issue reset links
@@ -29,20 +36,24 @@ const (
 // README). Anything not listed is denied.
 var rolePermissions = map[Role]map[Permission]bool{
 	RoleOwner: {PermSelfRead: true, PermMetricsRead: true, PermJournalRead: true, PermAuditRead: true, PermDevicesRead: true, PermDevicesWrite: true, PermPKIAdmin: true,
-		PermTelemetryRead: true, PermCommandsWrite: true, PermMQTTSubscribe: true,
+		PermTelemetryRead: true, PermCommandsWrite: true, PermCommandsApprove: true, PermModelsWrite: true, PermMQTTSubscribe: true,
+		PermFirmwareRead: true, PermFirmwareWrite: true, PermFirmwareAdmin: true, PermRolloutsApprove: true,
 		PermUsersRead: true, PermUsersWrite: true, PermTokensWrite: true, PermTenantAdmin: true},
 	RoleAdmin: {PermSelfRead: true, PermMetricsRead: true, PermJournalRead: true, PermAuditRead: true, PermDevicesRead: true, PermDevicesWrite: true, PermPKIAdmin: true,
-		PermTelemetryRead: true, PermCommandsWrite: true, PermMQTTSubscribe: true,
+		PermTelemetryRead: true, PermCommandsWrite: true, PermCommandsApprove: true, PermModelsWrite: true, PermMQTTSubscribe: true,
+		PermFirmwareRead: true, PermFirmwareWrite: true, PermFirmwareAdmin: true, PermRolloutsApprove: true,
 		PermUsersRead: true, PermUsersWrite: true, PermTokensWrite: true},
-	RoleOperator: {PermSelfRead: true, PermDevicesRead: true, PermDevicesWrite: true, PermTelemetryRead: true, PermCommandsWrite: true},
-	RoleViewer:   {PermSelfRead: true, PermDevicesRead: true, PermTelemetryRead: true},
+	RoleOperator: {PermSelfRead: true, PermDevicesRead: true, PermDevicesWrite: true, PermTelemetryRead: true, PermCommandsWrite: true,
+		PermFirmwareRead: true, PermFirmwareWrite: true},
+	RoleViewer: {PermSelfRead: true, PermDevicesRead: true, PermTelemetryRead: true, PermFirmwareRead: true},
 }
 
 // TokenScopes are the permissions an API token may carry. Account
 // management (users, tokens, tenant, self) is never delegated to a token.
 var TokenScopes = []Permission{
-	PermDevicesRead, PermDevicesWrite, PermTelemetryRead, PermCommandsWrite,
+	PermDevicesRead, PermDevicesWrite, PermTelemetryRead, PermCommandsWrite, PermModelsWrite,
 	PermMQTTSubscribe, PermMetricsRead, PermJournalRead, PermPKIAdmin, PermAuditRead,
+	PermFirmwareRead, PermFirmwareWrite,
 }
 
 // Can reports whether role may do p. Unknown roles may do nothing.

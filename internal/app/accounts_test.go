@@ -107,6 +107,8 @@ type tenantB struct {
 	deviceID, claimID       string
 	secrets                 []string // must never appear in A's answers
 	inviteToken, resetToken string
+	fwImageID, rolloutID    string // firmware (firmware_test.go)
+	modelName, commandID    string // command safety (commands_test.go)
 }
 
 const (
@@ -142,12 +144,17 @@ func makeTenantB(h *acctHub) *tenantB {
 		_ = json.Unmarshal(r.body, &c)
 		b.claimID = c.ID
 	}
-	b.secrets = []string{b.tenantID, b.ownerID, b.userID, b.invID, b.tokID, bOwner, "otto@beta.example", "ivy@beta.example", "Beta Industries", b.ownerTok, b.apiTok, b.inviteToken, b.resetToken}
+	b.fwImageID, b.rolloutID = makeFirmwareB(h, b.ownerTok)
+	b.modelName, b.commandID = makeCommandsB(h, b.ownerTok)
+	b.secrets = []string{b.fwImageID, b.rolloutID, b.tenantID, b.ownerID, b.userID, b.invID, b.tokID, bOwner, "otto@beta.example", "ivy@beta.example", "Beta Industries", b.ownerTok, b.apiTok, b.inviteToken, b.resetToken}
 	if b.deviceID != "" {
 		b.secrets = append(b.secrets, b.deviceID)
 	}
 	if b.claimID != "" {
 		b.secrets = append(b.secrets, b.claimID)
+	}
+	if b.commandID != "" {
+		b.secrets = append(b.secrets, b.commandID, b.modelName)
 	}
 	return b
 }
@@ -246,6 +253,40 @@ var crossTenantFixtures = map[string]crossTenantFixture{
 		return map[string]string{"device_id": b.deviceID, "secret": "x", "new_secret": "y"}
 	}},
 	"GET /pki/crl": {expect: noLeak},
+
+	// Firmware (issue #8).
+	"GET /api/v1/firmware/offer":                  {expect: refused},
+	"GET /api/v1/firmware/images/{id}/download":   {expect: refused, id: func(b *tenantB) string { return b.fwImageID }},
+	"POST /api/v1/firmware/report":                {expect: refused, body: func(b *tenantB) any { return api.FirmwareReport{RolloutID: b.rolloutID, Status: "failed"} }},
+	"GET /api/v1/firmware/root":                   {expect: noLeak},
+	"PUT /api/v1/firmware/root":                   {expect: noLeak, body: func(b *tenantB) any { return api.FirmwareRootRequest{Root: "x"} }},
+	"GET /api/v1/firmware/settings":               {expect: noLeak},
+	"PATCH /api/v1/firmware/settings":             {expect: noLeak, body: func(b *tenantB) any { return map[string]any{} }},
+	"POST /api/v1/firmware/images":                {expect: noLeak, body: func(b *tenantB) any { return api.FirmwareImageRequest{Manifest: "x"} }},
+	"GET /api/v1/firmware/images":                 {expect: noLeak},
+	"GET /api/v1/firmware/images/{id}":            {expect: notFound, id: func(b *tenantB) string { return b.fwImageID }},
+	"PUT /api/v1/firmware/images/{id}/blob":       {expect: notFound, id: func(b *tenantB) string { return b.fwImageID }, body: func(b *tenantB) any { return "image bytes" }},
+	"POST /api/v1/firmware/rollouts":              {expect: noLeak, body: func(b *tenantB) any { return api.RolloutRequest{ImageID: b.fwImageID} }},
+	"GET /api/v1/firmware/rollouts":               {expect: noLeak},
+	"GET /api/v1/firmware/rollouts/{id}":          {expect: notFound, id: func(b *tenantB) string { return b.rolloutID }},
+	"POST /api/v1/firmware/rollouts/{id}/approve": {expect: notFound, id: func(b *tenantB) string { return b.rolloutID }, body: func(b *tenantB) any { return map[string]any{} }},
+	"POST /api/v1/firmware/rollouts/{id}/pause":   {expect: notFound, id: func(b *tenantB) string { return b.rolloutID }, body: func(b *tenantB) any { return map[string]any{} }},
+	"POST /api/v1/firmware/rollouts/{id}/resume":  {expect: notFound, id: func(b *tenantB) string { return b.rolloutID }, body: func(b *tenantB) any { return map[string]any{} }},
+	"POST /api/v1/firmware/rollouts/{id}/abort":   {expect: notFound, id: func(b *tenantB) string { return b.rolloutID }, body: func(b *tenantB) any { return map[string]any{} }},
+	"PUT /api/v1/firmware/devices/{id}/tags":      {expect: notFound, id: func(b *tenantB) string { return b.deviceID }, body: func(b *tenantB) any { return api.DeviceTagsRequest{Tags: []string{"x"}} }},
+	"GET /api/v1/firmware/below-minimum":          {expect: noLeak},
+
+	// Command safety (issue #9). A's model names never collide with B's,
+	// so GET models/{B's name} stays a 404 whatever order the walk takes.
+	"GET /pki/command-key":               {expect: noLeak},
+	"POST /api/v1/models":                {expect: noLeak, body: func(b *tenantB) any { return e2ePumpModel(100) }},
+	"GET /api/v1/models":                 {expect: noLeak},
+	"GET /api/v1/models/{id}":            {expect: notFound, id: func(b *tenantB) string { return b.modelName }},
+	"POST /api/v1/devices/{id}/commands": {expect: notFound, id: func(b *tenantB) string { return b.deviceID }, body: func(b *tenantB) any { return api.CommandRequest{Name: "estop"} }},
+	"GET /api/v1/devices/{id}/commands":  {expect: notFound, id: func(b *tenantB) string { return b.deviceID }},
+	"GET /api/v1/commands/{id}":          {expect: notFound, id: func(b *tenantB) string { return b.commandID }},
+	"POST /api/v1/commands/{id}/confirm": {expect: notFound, id: func(b *tenantB) string { return b.commandID }},
+	"POST /api/v1/commands/{id}/approve": {expect: notFound, id: func(b *tenantB) string { return b.commandID }},
 }
 
 // TestCrossTenantEveryRoute walks every route the hub registers and calls

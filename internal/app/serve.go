@@ -178,16 +178,27 @@ func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err 
 	ingest.Start()
 	defer ingest.Close()
 
-	audit := &hubAudit{cfg: cfg, d: d, root: ca, dca: dca,
-		a: posture.New(posture.Options{Devices: devs, Tokens: acc, Now: e.now})}
+	cmds, err := startCommands(ctx, d, j, e, log, devs, ingest)
+	if err != nil {
+		return err
+	}
+	acks := newAckSink(cmds, log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	fw, err := startFirmware(d, j, e, log, devs)
+	if err != nil {
+		return err
+	}
+	audit := &hubAudit{cfg: cfg, d: d, root: ca, dca: dca,
+		a: posture.New(posture.Options{Devices: devs, Tokens: acc, Firmware: fw, Now: e.now})}
 	handler := httpapi.New(httpapi.Options{
 		Accounts: acc, Logger: log, MaxBodyBytes: cfg.HTTPS.MaxBodyBytes, Registry: reg,
 		Devices:   devs,
 		Telemetry: ingest,
+		Commands:  cmds,
 		Audit:     audit,
+		Firmware:  fw,
 		OnSetupDone: func() {
 			if err := os.Remove(codePath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				log.Error("removing setup code file", "path", codePath, "err", err)
@@ -219,12 +230,13 @@ func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 
-	mqttBroker, err := startBroker(cfg, e, log, reg, j, devs, acc, dca, tlsCert, ingest)
+	mqttBroker, err := startBroker(cfg, e, log, reg, j, devs, acc, dca, tlsCert, ingest, acks.wrap)
 	if err != nil {
 		srv.Shutdown(context.Background())
 		return fmt.Errorf("starting MQTT on %s: %w", cfg.MQTT.Addr, err)
 	}
 	defer mqttBroker.Close()
+	defer runCommands(cmds, acks, mqttBroker)()
 	audit.setAddrs(hostPort(srv.Addr()), hostPort(mqttBroker.Addr()))
 
 	if err := j.Record(ctx, journal.Event{Actor: "system", Action: "hub.started", Outcome: "success",

@@ -50,6 +50,12 @@ type Options struct {
 	// Audit serves GET /api/v1/audit; nil disables it.
 	Audit     Audit
 	Telemetry Telemetry
+	// Commands is the command safety service (models, commands,
+	// approvals, the command key); nil leaves those routes out.
+	Commands Commands
+	// Firmware is the firmware service (roots, images, rollouts, device
+	// offers); nil leaves those routes out.
+	Firmware Firmware
 }
 
 // Handler is the API's http.Handler.
@@ -94,6 +100,8 @@ func New(o Options) *Handler {
 	h.registerTelemetryRoutes()
 	h.registerAuditRoutes()
 	h.registerAccountRoutes()
+	h.registerCommandRoutes()
+	h.registerFirmwareRoutes()
 	return h
 }
 
@@ -113,6 +121,13 @@ var publicRoutes = map[string]bool{
 	"POST /api/v1/renew":         true,
 	"POST /api/v1/device-secret": true,
 	"GET /pki/crl":               true,
+	// The hub's command-signing public key, which devices pin.
+	"GET /pki/command-key": true,
+	// Firmware routes for devices: each handler verifies the device's
+	// client certificate (mutual TLS).
+	"GET /api/v1/firmware/offer":                true,
+	"GET /api/v1/firmware/images/{id}/download": true,
+	"POST /api/v1/firmware/report":              true,
 }
 
 // statusRecorder captures the status for metrics.
@@ -252,6 +267,8 @@ func status(c api.Code) int {
 		return http.StatusGone
 	case api.CodeUnsupported:
 		return http.StatusUnsupportedMediaType
+	case api.CodePolicyViolation:
+		return http.StatusUnprocessableEntity
 	default:
 		return http.StatusInternalServerError
 	}

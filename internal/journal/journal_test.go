@@ -281,6 +281,7 @@ func TestRunCheckpointsOnTick(t *testing.T) {
 	go func() { j.Run(ctx); close(done) }()
 
 	ticks <- t0 // nothing recorded: no checkpoint
+	ticks <- t0 // taken only after the first tick's checkpoint attempt finished
 	for i := range 3 {
 		if err := j.Record(ctx, login(i)); err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rampart-iot/rampart/internal/accounts"
 	"github.com/rampart-iot/rampart/internal/devices"
+	"github.com/rampart-iot/rampart/internal/firmware"
 )
 
 // Severity of a finding.
@@ -51,6 +52,11 @@ type Tokens interface {
 	ListAPITokens(ctx context.Context, p accounts.Principal) ([]accounts.APIToken, error)
 }
 
+// Firmware lists the devices running firmware below their tenant's minimum.
+type Firmware interface {
+	BelowMinimum(ctx context.Context, tenantID string) ([]firmware.DeviceState, error)
+}
+
 // Probe is the result of probing one of the hub's own listeners from
 // loopback without credentials.
 type Probe struct {
@@ -76,9 +82,10 @@ type Hub struct {
 
 // Options configure an Auditor.
 type Options struct {
-	Devices Devices
-	Tokens  Tokens
-	Now     func() time.Time
+	Devices  Devices
+	Tokens   Tokens
+	Firmware Firmware // optional
+	Now      func() time.Time
 	// Thresholds; zero takes the defaults (defaults.go).
 	CertExpiryWarn     time.Duration // device certificate expiring within
 	CAExpiryWarn       time.Duration // CA certificate expiring within
@@ -152,6 +159,13 @@ func (a *Auditor) Audit(ctx context.Context, p accounts.Principal, hub *Hub) (*R
 			return nil, fmt.Errorf("listing API tokens: %w", err)
 		}
 		add(CheckAPITokens, a.tokens(toks))
+	}
+	if a.o.Firmware != nil {
+		below, err := a.o.Firmware.BelowMinimum(ctx, p.TenantID)
+		if err != nil {
+			return nil, fmt.Errorf("listing firmware below the minimum: %w", err)
+		}
+		add(CheckFirmwareMinimum, firmwareBelow(below))
 	}
 	if hub != nil {
 		add(CheckMasterKeyLocation, masterKey(hub))

@@ -8,11 +8,13 @@ import (
 
 	"github.com/rampart-iot/rampart/internal/accounts"
 	"github.com/rampart-iot/rampart/internal/devices"
+	"github.com/rampart-iot/rampart/internal/firmware"
 )
 
 var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
 type fleet struct {
+	below    []firmware.DeviceState
 	devs     []devices.Device
 	claims   []devices.Claim
 	findings []devices.Finding
@@ -26,9 +28,13 @@ func (f fleet) ListAPITokens(context.Context, accounts.Principal) ([]accounts.AP
 	return f.tokens, nil
 }
 
+func (f fleet) BelowMinimum(context.Context, string) ([]firmware.DeviceState, error) {
+	return f.below, nil
+}
+
 func run(t *testing.T, f fleet, hub *Hub) []Finding {
 	t.Helper()
-	a := New(Options{Devices: f, Tokens: f, Now: func() time.Time { return now }})
+	a := New(Options{Devices: f, Tokens: f, Firmware: f, Now: func() time.Time { return now }})
 	r, err := a.Audit(context.Background(), accounts.Principal{TenantID: "t"}, hub)
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +89,9 @@ func TestEachCheckTriggersAndStaysQuiet(t *testing.T) {
 		{name: "token with every scope", check: CheckAPITokens,
 			trigger: fleet{tokens: []accounts.APIToken{{ID: "k1", Name: "god", Scopes: accounts.TokenScopes, CreatedAt: now.Add(-day), ExpiresAt: now.Add(day), LastUsed: now}}},
 			quiet:   fleet{tokens: []accounts.APIToken{{ID: "k1", Name: "god", Scopes: accounts.TokenScopes, CreatedAt: now.Add(-day), ExpiresAt: now.Add(day), LastUsed: now, Revoked: true}}}},
+		{name: "firmware below minimum", check: CheckFirmwareMinimum,
+			trigger: fleet{below: []firmware.DeviceState{{DeviceID: "d1", Model: "t1000", Version: "1.0.0", Sequence: 3}}},
+			quiet:   fleet{}},
 		{name: "master key beside data", check: CheckMasterKeyLocation,
 			hubT: &Hub{MasterKeyBesideData: true, MasterKeyPath: "/data/master.key", TLSMinVersion: "1.3"},
 			hubQ: &Hub{MasterKeyPath: "/secrets/master.key", TLSMinVersion: "1.3"}},

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rampart-iot/rampart/internal/accounts"
 	"github.com/rampart-iot/rampart/internal/devices"
+	"github.com/rampart-iot/rampart/internal/firmware"
 )
 
 // Check IDs.
@@ -21,6 +22,7 @@ const (
 	CheckCAExpiry          = "ca-expiry"
 	CheckJournal           = "journal-integrity"
 	CheckListeners         = "listeners-refuse-anonymous"
+	CheckFirmwareMinimum   = "firmware-below-minimum"
 )
 
 // Provisions, named once.
@@ -32,6 +34,7 @@ const (
 	etsiBestPracticeCrypto = "ETSI EN 303 645 5.5-2"
 	etsiCredentialsMgmt    = "ETSI EN 303 645 5.5-8"
 	etsiMinimiseSurface    = "ETSI EN 303 645 5.6-1"
+	etsiUpdates            = "ETSI EN 303 645 5.3-2"
 	etsiIntegrity          = "ETSI EN 303 645 5.7-1"
 	etsiExamineTelemetry   = "ETSI EN 303 645 5.13-1"
 	owaspWeakPasswords     = "OWASP IoT I1"
@@ -39,6 +42,7 @@ const (
 	owaspInsecureEcosystem = "OWASP IoT I3"
 	owaspInsecureStorage   = "OWASP IoT I7"
 	owaspDeviceManagement  = "OWASP IoT I8"
+	owaspNoSecureUpdate    = "OWASP IoT I4"
 )
 
 func (a *Auditor) certExpiry(devs []devices.Device) []Finding {
@@ -182,6 +186,18 @@ func containsAll(have, want []accounts.Permission) bool {
 		}
 	}
 	return true
+}
+
+func firmwareBelow(ds []firmware.DeviceState) []Finding {
+	var out []Finding
+	for _, d := range ds {
+		out = append(out, Finding{Check: CheckFirmwareMinimum, Severity: High, Target: d.DeviceID,
+			Title:      "device runs firmware below the minimum",
+			Evidence:   fmt.Sprintf("model %s runs %s (sequence %d)", d.Model, d.Version, d.Sequence),
+			Fix:        "roll out the current signed firmware to this device (POST /api/v1/firmware/rollouts), or quarantine it",
+			Provisions: []string{etsiUpdates, owaspNoSecureUpdate}})
+	}
+	return out
 }
 
 func masterKey(h *Hub) []Finding {

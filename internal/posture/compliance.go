@@ -21,6 +21,7 @@ type Provision struct {
 var provisions = []Provision{
 	{ID: etsiNoDefaultPasswords, Title: "No universal default passwords", Design: "no account exists until the one-time setup code is used; device secrets are unique and must be rotated at first use", Checks: []string{CheckSecretNotRotated}},
 	{ID: etsiUniquePasswords, Title: "Unique per-device credentials", Design: "every device gets its own key pair and certificate, or a unique random secret; clones are detected", Checks: []string{CheckIdentityFindings, CheckSecretNotRotated}},
+	{ID: etsiUpdates, Title: "Software updates are installed", Design: "signed firmware with anti-rollback and staged rollouts; a per-model minimum", Checks: []string{CheckFirmwareMinimum}},
 	{ID: etsiSecureStorage, Title: "Sensitive security parameters stored securely", Design: "AES-256-GCM envelope encryption under a master key; nothing secret in plaintext on disk", Checks: []string{CheckMasterKeyLocation}},
 	{ID: etsiSecureComms, Title: "Communicate securely", Design: "TLS 1.3 (1.2 with ECDHE+AEAD only when configured) on every listener; no plaintext listener exists", Checks: []string{CheckListeners}},
 	{ID: etsiBestPracticeCrypto, Title: "Best-practice cryptography", Design: "P-256/P-384/Ed25519 keys only; AEAD suites only", Checks: []string{CheckTLSProfile}},

@@ -78,6 +78,10 @@ CREATE TABLE setup_code (
 	migrationDevices,
 	// 4: telemetry — stored device messages (migrate_telemetry.go).
 	migrationTelemetry,
+	// 5: firmware — signing roots, images, manifests, rollouts (migrate_firmware.go).
+	migrationFirmware,
+	// 6: commands — device models, safety policies, commands, approvals (migrate_commands.go).
+	migrationCommands,
 }
 
 // SchemaVersion is the number of migrations this build knows.
