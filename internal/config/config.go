@@ -46,6 +46,7 @@ type Config struct {
 	Passwords Passwords `yaml:"passwords"`
 	Journal   Journal   `yaml:"journal"`
 	Devices   Devices   `yaml:"devices"`
+	Detect    Detect    `yaml:"detect"`
 
 	// origins records where each key's value came from, for error messages
 	// and for YAML's comments. Keys absent from it hold their default.
@@ -135,6 +136,20 @@ type Journal struct {
 
 // Devices configures device identity: certificate lifetime, enrollment
 // token expiry and what a cloned identity gets.
+// Detect configures anomaly detection on device behaviour.
+type Detect struct {
+	Enabled bool     `yaml:"enabled"`
+	Window  Duration `yaml:"window"`
+	// BaselineAction is taken automatically when a device leaves its
+	// learned baseline: quarantine, suspend, revoke, notify or none.
+	BaselineAction string `yaml:"baseline_action"`
+	// WebhookURL (https) receives every anomaly, signed with the secret in
+	// WebhookSecretFile (0600); WebhookCAFile pins the receiver's CA.
+	WebhookURL        string `yaml:"webhook_url"`
+	WebhookSecretFile string `yaml:"webhook_secret_file"`
+	WebhookCAFile     string `yaml:"webhook_ca_file"`
+}
+
 type Devices struct {
 	CertLifetime Duration `yaml:"cert_lifetime"`
 	TokenTTL     Duration `yaml:"token_ttl"`
@@ -173,6 +188,7 @@ func Default() *Config {
 			ClonePolicy:  defaultClonePolicy,
 			CloneWindow:  Duration(defaultCloneWindow),
 		},
+		Detect: Detect{Enabled: true, Window: Duration(defaultDetectWindow), BaselineAction: defaultBaselineAction},
 	}
 }
 

@@ -75,6 +75,12 @@ func TestDefault(t *testing.T) {
 		{"ok/devices.token_ttl", c.Devices.TokenTTL, Duration(24 * time.Hour)},
 		{"ok/devices.clone_policy", c.Devices.ClonePolicy, "refuse"},
 		{"ok/devices.clone_window", c.Devices.CloneWindow, Duration(5 * time.Second)},
+		{"ok/detect.enabled", c.Detect.Enabled, true},
+		{"ok/detect.window", c.Detect.Window, Duration(10 * time.Second)},
+		{"ok/detect.baseline_action", c.Detect.BaselineAction, "quarantine"},
+		{"ok/detect.webhook_url", c.Detect.WebhookURL, ""},
+		{"ok/detect.webhook_secret_file", c.Detect.WebhookSecretFile, ""},
+		{"ok/detect.webhook_ca_file", c.Detect.WebhookCAFile, ""},
 	}
 	if len(tests)-1 != len(fields) {
 		t.Fatalf("%d default cases for %d settings; test every default", len(tests)-1, len(fields))
@@ -191,6 +197,12 @@ func TestEveryKey(t *testing.T) {
 		"devices.token_ttl":             "1h",
 		"devices.clone_policy":          "replace",
 		"devices.clone_window":          "30s",
+		"detect.enabled":                "false",
+		"detect.window":                 "30s",
+		"detect.baseline_action":        "notify",
+		"detect.webhook_url":            "https://alerts.example.com/rampart",
+		"detect.webhook_secret_file":    "/etc/rampart/webhook.secret",
+		"detect.webhook_ca_file":        "/etc/rampart/webhook-ca.pem",
 	}
 	want := Default()
 	want.DataDir = "/var/lib/rampart"
@@ -207,6 +219,8 @@ func TestEveryKey(t *testing.T) {
 	want.Passwords = Passwords{Argon2MemoryKiB: 128 * 1024, Argon2Time: 2, Argon2Threads: 2}
 	want.Journal = Journal{CheckpointEvery: 1_000_000, CheckpointInterval: Duration(time.Hour)}
 	want.Devices = Devices{CertLifetime: Duration(720 * time.Hour), TokenTTL: Duration(time.Hour), ClonePolicy: "replace", CloneWindow: Duration(30 * time.Second)}
+	want.Detect = Detect{Enabled: false, Window: Duration(30 * time.Second), BaselineAction: "notify", WebhookURL: "https://alerts.example.com/rampart",
+		WebhookSecretFile: "/etc/rampart/webhook.secret", WebhookCAFile: "/etc/rampart/webhook-ca.pem"}
 
 	var env []string
 	var overrides []Override
@@ -289,7 +303,7 @@ func TestLoad(t *testing.T) {
 		{name: "fail/unknown_key", file: "https:\n  addr: 127.0.0.1:8443\n  adr: 127.0.0.1:1\n",
 			want: []string{`rampart.yaml:3:3: https.adr: unknown key; did you mean "addr"?`}},
 		{name: "fail/unknown_top_level_key", file: "listen: 0.0.0.0:80\n",
-			want: []string{`rampart.yaml:1:1: listen: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices`}},
+			want: []string{`rampart.yaml:1:1: listen: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices, detect`}},
 		{name: "fail/duplicate_key", file: "log:\n  level: info\n  level: debug\n",
 			want: []string{`rampart.yaml:3:3: log.level: is set twice (first on line 2); keep one`}},
 		{name: "fail/wrong_type_int", file: "https:\n  max_body_bytes: lots\n",
@@ -326,13 +340,13 @@ func TestLoad(t *testing.T) {
 				`rampart.yaml:4:9: mqtt.addr: aliases (*a) are not supported in a config file; write the value out`}},
 		{name: "fail/alias_bomb", file: "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
 			want: []string{
-				`rampart.yaml:1:1: a: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices`,
-				`rampart.yaml:2:1: b: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices`,
-				`rampart.yaml:3:1: c: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices`,
-				`rampart.yaml:4:1: d: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices`}},
+				`rampart.yaml:1:1: a: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices, detect`,
+				`rampart.yaml:2:1: b: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices, detect`,
+				`rampart.yaml:3:1: c: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices, detect`,
+				`rampart.yaml:4:1: d: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices, detect`}},
 		{name: "fail/alias_bomb_in_list", file: "x: &x [a, a, a, a, a, a, a, a]\nhttps:\n  hostnames: [*x, *x, *x, *x, *x, *x, *x, *x]\n",
 			want: []string{
-				`rampart.yaml:1:1: x: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices`,
+				`rampart.yaml:1:1: x: unknown key; the keys at the top level are data_dir, https, mqtt, tls, log, master_key, setup, sessions, accounts, passwords, journal, devices, detect`,
 				`rampart.yaml:3:15: https.hostnames: aliases (*x) are not supported in a config file; write the value out`}},
 		{name: "fail/merge_key", file: "https:\n  <<: {addr: 0.0.0.0:1}\n",
 			want: []string{`rampart.yaml:2:3: https: merge keys (<<) are not supported in a config file; write the settings out`}},
@@ -451,7 +465,7 @@ func TestLoad(t *testing.T) {
 		{name: "fail/flag_tls_1.0", overrides: []Override{{Key: "tls.min_version", Value: "1.0", Source: "flag --tls-min-version"}},
 			want: []string{`flag --tls-min-version: tls.min_version: TLS 1.0 is refused: it is deprecated (RFC 8996) and lacks AEAD ciphers and modern key exchange; use "1.3" (recommended) or "1.2"`}},
 		{name: "fail/flag_unknown_key", overrides: []Override{{Key: "https.port", Value: "1", Source: "flag --https-port"}},
-			want: []string{`flag --https-port: https.port: is not a setting; settings: data_dir, https.addr, https.hostnames, https.max_body_bytes, https.read_header_timeout, mqtt.addr, mqtt.max_packet_bytes, mqtt.publish_per_sec, mqtt.publish_burst, mqtt.bytes_per_sec, mqtt.max_subscriptions, mqtt.max_conns_per_ip, mqtt.new_conns_per_ip_per_sec, mqtt.max_conns, tls.min_version, log.level, log.format, master_key.file, master_key.passphrase_file, setup.code_ttl, sessions.ttl, sessions.idle_ttl, accounts.open_signup, accounts.invite_ttl, accounts.reset_ttl, passwords.argon2_memory_kib, passwords.argon2_time, passwords.argon2_threads, journal.checkpoint_every, journal.checkpoint_interval, devices.cert_lifetime, devices.token_ttl, devices.clone_policy, devices.clone_window`}},
+			want: []string{`flag --https-port: https.port: is not a setting; settings: data_dir, https.addr, https.hostnames, https.max_body_bytes, https.read_header_timeout, mqtt.addr, mqtt.max_packet_bytes, mqtt.publish_per_sec, mqtt.publish_burst, mqtt.bytes_per_sec, mqtt.max_subscriptions, mqtt.max_conns_per_ip, mqtt.new_conns_per_ip_per_sec, mqtt.max_conns, tls.min_version, log.level, log.format, master_key.file, master_key.passphrase_file, setup.code_ttl, sessions.ttl, sessions.idle_ttl, accounts.open_signup, accounts.invite_ttl, accounts.reset_ttl, passwords.argon2_memory_kib, passwords.argon2_time, passwords.argon2_threads, journal.checkpoint_every, journal.checkpoint_interval, devices.cert_lifetime, devices.token_ttl, devices.clone_policy, devices.clone_window, detect.enabled, detect.window, detect.baseline_action, detect.webhook_url, detect.webhook_secret_file, detect.webhook_ca_file`}},
 		{name: "fail/master_key_file_and_env_passphrase",
 			file: "master_key:\n  file: /k\n", env: []string{"RAMPART_MASTER_PASSPHRASE_FILE=/p"},
 			want: []string{`environment RAMPART_MASTER_PASSPHRASE_FILE: master_key.passphrase_file: is set, and so is master_key.file (file rampart.yaml:2:9); the master key comes from a key file or from a passphrase, not both: unset one`}},
@@ -662,5 +676,29 @@ func TestMasterKeyExclusiveInCode(t *testing.T) {
 	}
 	if got := c.MasterKeyFile(); got != "/k" {
 		t.Errorf("MasterKeyFile = %q, want /k", got)
+	}
+}
+
+func TestDetectWebhookValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name, url, secret, want string
+	}{
+		{"fail/plain http", "http://alerts.example.com/x", "/s", "detect.webhook_url"},
+		{"fail/no secret", "https://alerts.example.com/x", "", "detect.webhook_secret_file"},
+		{"ok/https with secret", "https://alerts.example.com/x", "/s", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.Detect.WebhookURL, c.Detect.WebhookSecretFile = tc.url, tc.secret
+			err := c.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Validate: %v; want %q", err, tc.want)
+			}
+		})
+	}
+	c := Default()
+	c.Detect.BaselineAction = "explode"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "detect.baseline_action") {
+		t.Fatalf("unknown action: %v", err)
 	}
 }

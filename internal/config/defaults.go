@@ -75,6 +75,10 @@ const (
 	defaultMQTTNewConnsPerIPPerSec = 20
 	defaultMQTTMaxConns            = 50_000
 
+	// Anomaly detection: 10 s windows; quarantine on a baseline anomaly.
+	defaultDetectWindow   = 10 * time.Second
+	defaultBaselineAction = "quarantine"
+
 	// defaultDeviceCertLifetime: 30 days, so a stolen device key ages out
 	// even if nobody revokes it; devices renew over mTLS well before.
 	defaultDeviceCertLifetime = 30 * 24 * time.Hour
@@ -175,6 +179,12 @@ var (
 	// that legitimately change networks.
 	cloneWindowBounds = durBounds{min: time.Second, max: 10 * time.Minute}
 	clonePolicies     = []string{"refuse", "replace"}
+	// detect.baseline_action: what happens automatically when a device
+	// leaves its baseline. Quarantine by default: reversible, and the device
+	// can still report events while an admin looks.
+	detectActions = []string{"quarantine", "suspend", "revoke", "notify", "none"}
+	// detect.window: 1 s (tests, demos) to 10 min (slow fleets).
+	detectWindowBounds = durBounds{min: time.Second, max: 10 * time.Minute}
 )
 
 // logLevels and logFormats are the accepted values of log.level and log.format.

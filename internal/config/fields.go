@@ -54,6 +54,12 @@ var fields = []field{
 	{"devices.token_ttl", "RAMPART_DEVICES_TOKEN_TTL", func(c *Config) any { return &c.Devices.TokenTTL }},
 	{"devices.clone_policy", "RAMPART_DEVICES_CLONE_POLICY", func(c *Config) any { return &c.Devices.ClonePolicy }},
 	{"devices.clone_window", "RAMPART_DEVICES_CLONE_WINDOW", func(c *Config) any { return &c.Devices.CloneWindow }},
+	{"detect.enabled", "RAMPART_DETECT_ENABLED", func(c *Config) any { return &c.Detect.Enabled }},
+	{"detect.window", "RAMPART_DETECT_WINDOW", func(c *Config) any { return &c.Detect.Window }},
+	{"detect.baseline_action", "RAMPART_DETECT_BASELINE_ACTION", func(c *Config) any { return &c.Detect.BaselineAction }},
+	{"detect.webhook_url", "RAMPART_DETECT_WEBHOOK_URL", func(c *Config) any { return &c.Detect.WebhookURL }},
+	{"detect.webhook_secret_file", "RAMPART_DETECT_WEBHOOK_SECRET_FILE", func(c *Config) any { return &c.Detect.WebhookSecretFile }},
+	{"detect.webhook_ca_file", "RAMPART_DETECT_WEBHOOK_CA_FILE", func(c *Config) any { return &c.Detect.WebhookCAFile }},
 }
 
 // envConfigFile is the one RAMPART_* variable that is not a setting: cmd may

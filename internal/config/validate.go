@@ -78,6 +78,16 @@ func (c *Config) validate() []error {
 	v.durRange("devices.token_ttl", c.Devices.TokenTTL, deviceTokenTTLBounds)
 	v.enum("devices.clone_policy", c.Devices.ClonePolicy, "a clone policy", clonePolicies)
 	v.durRange("devices.clone_window", c.Devices.CloneWindow, cloneWindowBounds)
+	v.durRange("detect.window", c.Detect.Window, detectWindowBounds)
+	v.enum("detect.baseline_action", c.Detect.BaselineAction, "a mitigation", detectActions)
+	if u := c.Detect.WebhookURL; u != "" {
+		if !strings.HasPrefix(u, "https://") || strings.ContainsAny(u, " \t\n") {
+			v.fail("detect.webhook_url", fmt.Sprintf("%q is not an https:// URL; alerts leave the hub only over TLS", u))
+		}
+		if c.Detect.WebhookSecretFile == "" {
+			v.fail("detect.webhook_secret_file", "is required with detect.webhook_url: receivers check the signature made with it")
+		}
+	}
 	return v.errs
 }
 

@@ -158,3 +158,18 @@ func Client(o ClientOptions) (*tls.Config, error) {
 	}
 	return c, nil
 }
+
+// Outbound builds a client configuration for third-party services the hub
+// calls (alert webhooks). roots pins the receiver's CA; nil trusts the
+// system roots, which is right only for such outside services — never for
+// anything that talks to the hub. TLS 1.2 is the floor because public
+// receivers may not speak 1.3; suites are the same ECDHE+AEAD set.
+func Outbound(roots *x509.CertPool) (*tls.Config, error) {
+	return &tls.Config{
+		MinVersion:       tls.VersionTLS12,
+		MaxVersion:       tls.VersionTLS13,
+		CipherSuites:     tls12Suites,
+		CurvePreferences: curves,
+		RootCAs:          roots,
+	}, nil
+}

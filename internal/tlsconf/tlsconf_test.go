@@ -85,3 +85,10 @@ func TestRequestClientCertAsksWithoutRequiring(t *testing.T) {
 		t.Fatalf("ClientCAs must win over RequestClientCert: %v %v", c.ClientAuth, err)
 	}
 }
+
+func TestOutboundNeverSkipsVerification(t *testing.T) {
+	c, err := Outbound(nil)
+	if err != nil || c.InsecureSkipVerify || c.MinVersion < tls.VersionTLS12 {
+		t.Fatalf("outbound: %+v %v", c, err)
+	}
+}
