@@ -30,9 +30,10 @@ commands:
   login, logout, users, tokens   manage accounts and API tokens on a running hub (see below)
   device-sim       run simulated devices (thermostats, valves) against a hub through the device SDK
   firmware         offline firmware signing: keygen, root, sign, cosign, verify (see below)
+  gateway          edge gateway: Modbus PLCs onto the hub over mTLS; Modbus/TCP Security for SCADA (see below)
 
 Run 'rampart COMMAND -h' for the flags of a command.
-` + accountsUsage + deviceSimUsage + auditUsage + firmwareUsage
+` + accountsUsage + deviceSimUsage + auditUsage + firmwareUsage + gatewayUsage
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -100,6 +101,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runFirmware(rest, os.Stdin, stdout, stderr)
 	case "device-sim":
 		err = runDeviceSim(ctx, rest, stdout, stderr)
+	case "gateway":
+		err = runGateway(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "rampart", app.Version())
 		return 0
