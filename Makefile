@@ -3,7 +3,7 @@ GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 20s
 
-.PHONY: build test lint vet fmt-check unit bench fuzz clean
+.PHONY: build test lint vet fmt-check unit bench bench-mqtt fuzz clean
 
 build:
 	$(GO) build -o bin/rampart ./cmd/rampart
@@ -26,6 +26,11 @@ unit:
 # Benchmarks print figures; they never assert timings.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./...
+
+# The hub's MQTT broker side by side with Mosquitto 2 (needs the mosquitto
+# package); under 5 minutes, or BENCH_ARGS=-quick under 60 s. docs/performance.md.
+bench-mqtt:
+	$(GO) run ./bench/mqttbench $(BENCH_ARGS)
 
 # Runs every Fuzz target for FUZZTIME each.
 fuzz:

@@ -117,6 +117,7 @@ type Options struct {
 	Tenants  TenantLookup   // optional; without it only devices seen connected are known
 	Sink     Sink           // optional
 	Rotator  SecretRotator  // optional; without it must_rotate devices cannot rotate over MQTT
+	Observer Observer       // optional; behaviour monitoring
 	Journal  Recorder
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // optional
@@ -178,7 +179,7 @@ type Broker struct {
 	ln  *listener
 	m   *metrics
 
-	mu       sync.Mutex
+	mu       sync.RWMutex              // read-locked on every publish and delivery; written at connect and disconnect
 	sessions map[*mqtt.Client]*session // authenticated clients
 	byConn   map[net.Conn]*mqtt.Client // for cleanup after a recovered panic
 	byID     map[string]*session       // client ID -> session, for delivery filtering
@@ -221,7 +222,7 @@ func New(o Options) (*Broker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(o.Limits.MaxPacketBytes)
 	caps.ReceiveMaximum = uint16(o.Limits.ReceiveMaximum)
-	caps.MaximumInflight = uint16(o.Limits.ReceiveMaximum * 4)
+	caps.MaximumInflight = uint16(max(maxInflight, o.Limits.ReceiveMaximum))
 	caps.MaximumClients = int64(o.Limits.MaxConns)
 	caps.MaximumSessionExpiryInterval = 7 * 24 * 3600
 	caps.MaximumClientWritesPending = maxWritesPending

@@ -790,3 +790,31 @@ func TestHubPublishesOnlyToDeviceTopicsOfThatTenant(t *testing.T) {
 		t.Fatalf("a client posing as the hub: 0x%x", code)
 	}
 }
+
+func TestSubscriptionQuotaAppliesToSubscribingNotDelivery(t *testing.T) {
+	e := newEnv(t, Limits{MaxSubscriptions: 3})
+	leaf := e.device("dev1", "tenantA")
+	e.app("appA", "tenantA", "tokA")
+	got := make(chan string, 10)
+	app := e.paho("appA", nil, "appA", "tokA")
+	for i, f := range []string{"devices/dev1/telemetry/a", "devices/dev1/telemetry/b", "devices/#"} {
+		tok := app.Subscribe(f, 0, func(_ paho.Client, m paho.Message) { got <- m.Topic() })
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscription %d within the quota: %v", i, tok.Error())
+		}
+	}
+	// The fourth is over the quota: refused in the SUBACK.
+	tok := app.Subscribe("devices/dev1/events/#", 0, func(paho.Client, paho.Message) {})
+	tok.WaitTimeout(5 * time.Second)
+	if st, ok := tok.(*paho.SubscribeToken); !ok || st.Result()["devices/dev1/events/#"] != 0x80 {
+		t.Fatalf("subscription over the quota: %+v", tok.(*paho.SubscribeToken).Result())
+	}
+	// An application at its quota still receives everything it subscribed to.
+	dev := e.paho("dev1", &leaf.TLS, "", "")
+	dev.Publish("devices/dev1/telemetry/a", 0, false, "1").WaitTimeout(5 * time.Second)
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an application at its subscription quota received nothing")
+	}
+}

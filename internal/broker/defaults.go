@@ -38,8 +38,21 @@ const (
 
 	// maxWritesPending: messages queued to one client before the engine
 	// drops (and counts) further ones; an application subscribed to a whole
-	// fleet needs room, a stuck client must not grow without bound.
-	maxWritesPending = 8192
+	// fleet needs room, a stuck client must not grow without bound. The
+	// engine allocates this queue in full for every connection (8 bytes a
+	// slot), devices included: 8192 slots cost 64 KiB per idle device and
+	// were half of the hub's memory per connection. 1024 is Mosquitto's
+	// default (max_queued_messages 1000): 100 ms of a 10,000-message/s
+	// fleet for a stalled application (docs/performance.md).
+	maxWritesPending = 1024
+
+	// maxInflight: QoS 1/2 messages sent to one client and not yet
+	// acknowledged; beyond it the engine drops QoS 1 deliveries (it has no
+	// queue behind the window, unlike Mosquitto). 256 capped a fleet-wide
+	// application at about 256 messages per round trip; 1024 matches the
+	// write queue above, so the window never drops what the queue could
+	// hold. An MQTT 5 client's own receive maximum still applies below it.
+	maxInflight = 1024
 
 	// DefaultMaxSubscriptions per client.
 	DefaultMaxSubscriptions = 32

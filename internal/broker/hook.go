@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -30,21 +31,21 @@ func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect,
 		mqtt.OnPacketRead, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublished,
-		mqtt.OnSelectSubscribers, mqtt.OnWill, mqtt.OnPublish,
+		mqtt.OnSelectSubscribers, mqtt.OnWill, mqtt.OnPublish, mqtt.OnSubscribe,
 	}, []byte{b})
 }
 
 func (h *hook) session(cl *mqtt.Client) *session {
-	h.b.mu.Lock()
-	defer h.b.mu.Unlock()
+	h.b.mu.RLock()
+	defer h.b.mu.RUnlock()
 	return h.b.sessions[cl]
 }
 
 // ident returns a copy of the client's identity, read under the lock (the
 // rotation flow changes it).
 func (h *hook) ident(cl *mqtt.Client) (Identity, bool) {
-	h.b.mu.Lock()
-	defer h.b.mu.Unlock()
+	h.b.mu.RLock()
+	defer h.b.mu.RUnlock()
 	s := h.b.sessions[cl]
 	if s == nil {
 		return Identity{}, false
@@ -55,6 +56,7 @@ func (h *hook) ident(cl *mqtt.Client) (Identity, bool) {
 // refuse sends a CONNACK with code and returns it as the error that makes
 // the engine drop the connection without creating a session.
 func (h *hook) refuse(cl *mqtt.Client, code packets.Code, action, reason string, id Identity) error {
+	h.b.observe(Observation{Kind: ObservedAuthFailure, DeviceID: id.DeviceID, TenantID: id.TenantID, Remote: cl.Net.Remote})
 	h.b.m.authFailures.Inc()
 	wire := code
 	if cl.Properties.ProtocolVersion < 5 {
@@ -183,6 +185,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	h.b.mu.Unlock()
 	h.b.m.connects.Inc()
+	if id.Kind == KindDevice {
+		h.b.observe(Observation{Kind: ObservedConnect, DeviceID: id.DeviceID, TenantID: id.TenantID, Remote: remote})
+	}
 	return nil
 }
 
@@ -223,9 +228,9 @@ func (h *hook) mayRead(id Identity, filter string) bool {
 			if !ok {
 				return false
 			}
-			h.b.mu.Lock()
+			h.b.mu.RLock()
 			tenant, known := h.b.deviceTenant[devID]
-			h.b.mu.Unlock()
+			h.b.mu.RUnlock()
 			if !known && h.b.o.Tenants != nil {
 				t, err := h.b.o.Tenants.TenantOf(context.Background(), devID)
 				if err != nil {
@@ -246,23 +251,33 @@ func (h *hook) mayRead(id Identity, filter string) bool {
 
 // OnACLCheck decides publishes (write) and subscriptions (read).
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	id, found := h.ident(cl)
-	if !found {
+	// One read lock for the identity: the engine asks this for every
+	// publish and for every delivery.
+	h.b.mu.RLock()
+	s := h.b.sessions[cl]
+	var id Identity
+	if s != nil {
+		id = s.id
+	}
+	h.b.mu.RUnlock()
+	if s == nil {
 		return false
 	}
 	var ok bool
 	if write {
 		ok = h.mayWrite(id, topic)
 	} else {
-		h.b.mu.Lock()
-		full := h.b.sessions[cl] == nil || h.b.sessions[cl].subs >= h.b.o.Limits.MaxSubscriptions
-		h.b.mu.Unlock()
-		ok = !full && h.mayRead(id, topic)
+		// The subscription quota is applied in OnSubscribe: this check also
+		// runs for every delivery, which must not depend on the count.
+		ok = h.mayRead(id, topic)
 	}
 	if !ok {
 		h.b.m.aclDenials.Inc()
 		h.b.recordAuthFailure(journal.Event{Actor: actorOf(id, cl), Tenant: id.TenantID, Action: "mqtt.acl", Outcome: "denied",
 			Detail: map[string]string{"topic": truncate(topic, 256), "write": fmt.Sprint(write)}})
+		if id.Kind == KindDevice {
+			h.b.observe(Observation{Kind: ObservedACLDenied, DeviceID: id.DeviceID, TenantID: id.TenantID, Topic: topic})
+		}
 	}
 	return ok
 }
@@ -285,6 +300,12 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	if s == nil {
 		return pk, packets.ErrRejectPacket
 	}
+	// Let the engine's writer goroutines run: a publisher whose socket has
+	// more data buffered never blocks, so without a yield a few busy
+	// publishers keep the subscribers' writers off the CPU until the
+	// scheduler preempts them (10 ms), their queues fill and the engine
+	// drops deliveries (docs/performance.md).
+	runtime.Gosched()
 	if !s.msgs.take(1) || !s.bytes.take(float64(len(pk.Payload))) {
 		h.b.m.quotaDrops.Inc()
 		h.b.recordAuthFailure(journal.Event{Actor: actorOf(s.id, cl), Tenant: s.id.TenantID, Action: "mqtt.quota", Outcome: "denied",
@@ -295,6 +316,34 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, nil
+}
+
+// quotaFilter replaces filters beyond a client's subscription quota; the
+// ACL refuses it ($-topics are never open), so the SUBACK refuses exactly
+// those filters, at their positions.
+const quotaFilter = "$rampart/subscription-quota-exceeded"
+
+// OnSubscribe enforces the subscription quota on SUBSCRIBE.
+func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	h.b.mu.RLock()
+	s := h.b.sessions[cl]
+	subs := 0
+	if s != nil {
+		subs = s.subs
+	}
+	h.b.mu.RUnlock()
+	if s == nil {
+		return pk
+	}
+	room := h.b.o.Limits.MaxSubscriptions - subs
+	filters := append(packets.Subscriptions(nil), pk.Filters...)
+	for i := range filters {
+		if i >= room {
+			filters[i].Filter = quotaFilter
+		}
+	}
+	pk.Filters = filters
+	return pk
 }
 
 // OnSubscribed and OnUnsubscribed count subscriptions against the quota.
@@ -326,8 +375,8 @@ func (h *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 // OnSelectSubscribers drops every subscriber of another tenant than the
 // publishing device's: an application's "#" sees only its own tenant.
 func (h *hook) OnSelectSubscribers(subs *mqtt.Subscribers, pk packets.Packet) *mqtt.Subscribers {
-	h.b.mu.Lock()
-	defer h.b.mu.Unlock()
+	h.b.mu.RLock()
+	defer h.b.mu.RUnlock()
 	tenant := ""
 	if s := h.b.byID[pk.Origin]; s != nil {
 		tenant = s.id.TenantID
@@ -405,7 +454,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 
 // OnPublished hands accepted device messages to telemetry storage.
 func (h *hook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
-	if h.b.o.Sink == nil {
+	if h.b.o.Sink == nil && h.b.o.Observer == nil {
 		return
 	}
 	id, found := h.ident(cl)
@@ -413,8 +462,19 @@ func (h *hook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	rest, _ := ownSubtree(id.DeviceID, pk.TopicName)
-	if root, _, _ := strings.Cut(rest, "/"); !devicePublishRoots[root] {
-		return // credentials never reach storage
+	root, _, _ := strings.Cut(rest, "/")
+	if !devicePublishRoots[root] {
+		return // credentials never reach storage or monitoring
+	}
+	if h.b.o.Observer != nil {
+		o := Observation{Kind: ObservedPublish, DeviceID: id.DeviceID, TenantID: id.TenantID, Topic: pk.TopicName, Bytes: len(pk.Payload)}
+		if root == "events" {
+			o.Payload = pk.Payload
+		}
+		h.b.observe(o)
+	}
+	if h.b.o.Sink == nil {
+		return
 	}
 	h.b.o.Sink.Ingest(Message{TenantID: id.TenantID, DeviceID: id.DeviceID, Topic: pk.TopicName,
 		Payload: append([]byte(nil), pk.Payload...), ContentType: pk.Properties.ContentType, QoS: pk.FixedHeader.Qos,
