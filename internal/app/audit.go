@@ -29,14 +29,25 @@ import (
 // facts (master key location, TLS profile, CA expiry, journal integrity)
 // and probes the hub's own listeners from loopback without credentials.
 type hubAudit struct {
-	a        *posture.Auditor
-	cfg      *config.Config
-	d        *data
-	root     *pki.CA
-	dca      *pki.DeviceCA
-	mu       sync.Mutex
+	a         *posture.Auditor
+	cfg       *config.Config
+	d         *data
+	root      *pki.CA
+	dca       *pki.DeviceCA
+	mu        sync.Mutex
+	anomalies interface {
+		Recent(tenantID string) []posture.Anomaly
+	}
 	httpsURL string
 	mqtt     string
+}
+
+func (h *hubAudit) setAnomalies(src interface {
+	Recent(tenantID string) []posture.Anomaly
+}) {
+	h.mu.Lock()
+	h.anomalies = src
+	h.mu.Unlock()
 }
 
 func (h *hubAudit) setAddrs(https, mqtt string) {
@@ -50,7 +61,19 @@ func (h *hubAudit) Audit(ctx context.Context, p accounts.Principal) (*posture.Re
 	if err != nil {
 		return nil, err
 	}
-	return h.a.Audit(ctx, p, hub)
+	rep, err := h.a.Audit(ctx, p, hub)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	src := h.anomalies
+	h.mu.Unlock()
+	if src != nil {
+		rep.Checks = append(rep.Checks, posture.CheckAnomalies)
+		rep.Findings = append(rep.Findings, posture.AnomalyFindings(src.Recent(p.TenantID))...)
+		posture.SortFindings(rep.Findings)
+	}
+	return rep, nil
 }
 
 func (h *hubAudit) facts(ctx context.Context) (*posture.Hub, error) {

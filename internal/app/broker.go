@@ -107,7 +107,7 @@ func (s telemetrySink) Ingest(m broker.Message) {
 // without X.509 authenticate with their secret in CONNECT).
 func startBroker(cfg *config.Config, e env, log *slog.Logger, reg *prometheus.Registry, j *journal.Journal,
 	devs *devices.Service, acc *accounts.Service, dca *pki.DeviceCA, cert *tls.Certificate, ingest *telemetry.Ingester,
-	wrapSink func(broker.Sink) broker.Sink) (*broker.Broker, error) {
+	wrapSink func(broker.Sink) broker.Sink, observer broker.Observer) (*broker.Broker, error) {
 	tcfg, err := tlsconf.Server(tlsconf.ServerOptions{
 		MinVersion:         tlsconf.Version(cfg.TLS.MinVersion),
 		Certificate:        func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
@@ -121,7 +121,7 @@ func startBroker(cfg *config.Config, e env, log *slog.Logger, reg *prometheus.Re
 	auth := deviceAuth{devs: devs, acc: acc}
 	b, err := broker.New(broker.Options{
 		Addr: cfg.MQTT.Addr, TLS: tcfg, Auth: auth, Sessions: auth, Rotator: auth, Tenants: devs,
-		Sink: wrapSink(telemetrySink{g: ingest}), Journal: j, Logger: log, Registry: reg, Now: e.now,
+		Sink: wrapSink(telemetrySink{g: ingest}), Journal: j, Logger: log, Registry: reg, Now: e.now, Observer: observer,
 		Limits: broker.Limits{
 			MaxPacketBytes:      cfg.MQTT.MaxPacketBytes,
 			PublishPerSec:       float64(cfg.MQTT.PublishPerSec),

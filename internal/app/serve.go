@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/rampart-iot/rampart/internal/accounts"
+	"github.com/rampart-iot/rampart/internal/broker"
 	"github.com/rampart-iot/rampart/internal/config"
 	"github.com/rampart-iot/rampart/internal/httpapi"
 	"github.com/rampart-iot/rampart/internal/journal"
@@ -230,7 +231,17 @@ func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 
-	mqttBroker, err := startBroker(cfg, e, log, reg, j, devs, acc, dca, tlsCert, ingest, acks.wrap)
+	gwEvents := newGatewayEvents(j, log) // devices/{id}/events/gateway -> journal (edge gateways)
+	defer gwEvents.run()()               // stops after the broker has closed: drains what it delivered
+	detect, err := startDetection(cfg, e, log, j, devs)
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return err
+	}
+	defer detect.Close()
+	audit.setAnomalies(detect)
+	mqttBroker, err := startBroker(cfg, e, log, reg, j, devs, acc, dca, tlsCert, ingest,
+		func(next broker.Sink) broker.Sink { return acks.wrap(gwEvents.wrap(next)) }, detect.observer())
 	if err != nil {
 		srv.Shutdown(context.Background())
 		return fmt.Errorf("starting MQTT on %s: %w", cfg.MQTT.Addr, err)

@@ -174,8 +174,11 @@ func (a *Auditor) Audit(ctx context.Context, p accounts.Principal, hub *Hub) (*R
 		add(CheckJournal, journalCheck(hub))
 		add(CheckListeners, listeners(hub))
 	}
-	sort.SliceStable(r.Findings, func(i, j int) bool {
-		return severityRank[r.Findings[i].Severity] < severityRank[r.Findings[j].Severity]
-	})
+	SortFindings(r.Findings)
 	return r, nil
+}
+
+// SortFindings orders findings most severe first, stably.
+func SortFindings(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool { return severityRank[fs[i].Severity] < severityRank[fs[j].Severity] })
 }

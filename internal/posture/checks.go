@@ -23,6 +23,7 @@ const (
 	CheckJournal           = "journal-integrity"
 	CheckListeners         = "listeners-refuse-anonymous"
 	CheckFirmwareMinimum   = "firmware-below-minimum"
+	CheckAnomalies         = "behaviour-anomalies"
 )
 
 // Provisions, named once.
@@ -196,6 +197,31 @@ func firmwareBelow(ds []firmware.DeviceState) []Finding {
 			Evidence:   fmt.Sprintf("model %s runs %s (sequence %d)", d.Model, d.Version, d.Sequence),
 			Fix:        "roll out the current signed firmware to this device (POST /api/v1/firmware/rollouts), or quarantine it",
 			Provisions: []string{etsiUpdates, owaspNoSecureUpdate}})
+	}
+	return out
+}
+
+// AnomalyFindings turns the detector's recent anomalies into findings.
+func AnomalyFindings(as []Anomaly) []Finding {
+	var out []Finding
+	for _, a := range as {
+		ev := fmt.Sprintf("%s = %.0f in one window", a.Metric, a.Value)
+		if a.Rule == "baseline" && a.Metric != MetricNewDests {
+			ev += fmt.Sprintf(" against a learned %.1f", a.Baseline)
+		} else if a.Rule != "baseline" {
+			ev += " (rule " + a.Rule + ")"
+		}
+		acts := make([]string, 0, len(a.Actions))
+		for _, x := range a.Actions {
+			acts = append(acts, string(x))
+		}
+		fix := "inspect the device; reactivate it (POST /api/v1/devices/{id}/reactivate) only once explained"
+		if len(acts) > 0 {
+			ev += "; automatic action: " + fmt.Sprint(acts)
+		}
+		out = append(out, Finding{Check: CheckAnomalies, Severity: High, Target: a.DeviceID,
+			Title: "device behaves like a bot", Evidence: ev + " at " + a.At.UTC().Format(time.RFC3339), Fix: fix,
+			Provisions: []string{etsiExamineTelemetry, owaspDeviceManagement}})
 	}
 	return out
 }

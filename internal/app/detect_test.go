@@ -1,0 +1,98 @@
+package app
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/rampart-iot/rampart/api"
+	"github.com/rampart-iot/rampart/internal/posture"
+)
+
+// A device that turns into a bot mid-run is flagged within a window and
+// quarantined by the automatic rule, while the normal devices publishing
+// over the same period raise nothing.
+func TestBotIsQuarantinedAndNormalDevicesAreNot(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Detect.Window = 1_000_000_000 // 1 s
+	h := startHub(t, cfg)
+	owner := h.setupAndLogin()
+	const normal = 40
+	type dev struct {
+		id string
+		c  paho.Client
+	}
+	var devs []dev
+	for i := 0; i <= normal; i++ {
+		d := h.newDevice(owner, api.CreateDeviceRequest{Name: fmt.Sprintf("thermo-%d", i), Model: "t1000"})
+		id := h.enrollToken(d.EnrollmentToken, p256(t))
+		c, err := h.mqttConnect(id.id, id.tlsCert(), "", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, dev{id.id, c})
+	}
+	bot := devs[normal]
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, d := range devs {
+		wg.Add(1)
+		go func(i int, d dev) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Duration(300+rng.IntN(400)) * time.Millisecond):
+					d.c.Publish(fmt.Sprintf("devices/%s/telemetry/temp", d.id), 0, false, fmt.Sprintf(`{"c":%d}`, 20+rng.IntN(3)))
+				}
+			}
+		}(i, d)
+	}
+	time.Sleep(8 * time.Second) // the baseline: more than six windows
+	start := time.Now()
+	// The bot: a burst fanned out over many topics, within the broker's quota.
+	for i := 0; i < 120; i++ {
+		bot.c.Publish(fmt.Sprintf("devices/%s/telemetry/scan-%d", bot.id, i), 0, false, `{"x":1}`)
+		time.Sleep(8 * time.Millisecond)
+	}
+	var flaggedAfter time.Duration
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		r := h.do("GET", "/api/v1/devices/"+bot.id, owner, nil)
+		if r.status == http.StatusOK && decodeJSON[api.Device](t, r).Status == "quarantined" {
+			flaggedAfter = time.Since(start)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if flaggedAfter == 0 {
+		t.Fatal("the bot was not quarantined within 10 s")
+	}
+	t.Logf("bot quarantined %v after its burst began", flaggedAfter.Round(10*time.Millisecond))
+	// Exactly one anomaly, for the bot; no false positive among the others.
+	rep := decodeJSON[api.AuditReport](t, h.do("GET", "/api/v1/audit", owner, nil))
+	var anomalies []api.AuditFinding
+	for _, f := range rep.Findings {
+		if f.Check == posture.CheckAnomalies {
+			anomalies = append(anomalies, f)
+		}
+	}
+	if len(anomalies) != 1 || anomalies[0].Target != bot.id {
+		t.Fatalf("anomaly findings %+v; want exactly one, for %s", anomalies, bot.id)
+	}
+	list := decodeJSON[api.DeviceList](t, h.do("GET", "/api/v1/devices", owner, nil))
+	for _, d := range list.Devices {
+		if d.ID != bot.id && d.Status != "active" {
+			t.Errorf("normal device %s is %s", d.ID, d.Status)
+		}
+	}
+}
