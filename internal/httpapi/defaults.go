@@ -19,6 +19,14 @@ const (
 	// kernel's accept queue rather than in our memory.
 	maxPendingHandshakes = 256
 
+	// publicPerSource*: requests per second (and burst) one source address
+	// may make to the routes open without a bearer token. A factory line
+	// enrolling devices behind one NAT stays well under it; a flood of
+	// guesses does not. Beyond: 429. maxLimitedSources bounds the table.
+	publicPerSourcePerSec = 50
+	publicPerSourceBurst  = 200
+	maxLimitedSources     = 100_000
+
 	readTimeout  = 30 * time.Second
 	writeTimeout = 30 * time.Second
 	idleTimeout  = 120 * time.Second

@@ -63,6 +63,7 @@ type Handler struct {
 	o        Options
 	mux      *routeMux
 	requests *prometheus.CounterVec
+	public   *sourceLimiter // per-address rate on the routes open without a bearer token
 }
 
 type ctxKey int
@@ -77,7 +78,8 @@ func New(o Options) *Handler {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	h := &Handler{o: o, mux: &routeMux{ServeMux: http.NewServeMux()}}
+	h := &Handler{o: o, mux: &routeMux{ServeMux: http.NewServeMux()},
+		public: newSourceLimiter(publicPerSourcePerSec, publicPerSourceBurst, time.Now)}
 	if o.Registry != nil {
 		h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rampart_http_requests_total", Help: "HTTPS API requests by route pattern and status.",
@@ -176,6 +178,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	if !publicRoutes[pattern] && pattern != "" {
 		h.mux.ServeHTTP(rec, r)
+		return
+	}
+	if !h.limitPublic(rec, r) {
 		return
 	}
 	if pattern == "" {

@@ -11,6 +11,9 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -78,5 +81,34 @@ func TestSilentClientIsDroppedAtTheHandshakeDeadline(t *testing.T) {
 	}
 	if waited := time.Since(start); waited > 4*time.Second {
 		t.Fatalf("closed after %v", waited)
+	}
+}
+
+func TestPublicRoutesAreRateLimitedPerSource(t *testing.T) {
+	h := New(Options{Accounts: &recordingAccounts{}})
+	clock := time.Unix(1_800_000_000, 0)
+	h.public = newSourceLimiter(2, 3, func() time.Time { return clock })
+	call := func(remote string) int {
+		req := httptest.NewRequest("POST", "/api/v1/login", strings.NewReader(`{"email":"a@b.c","password":"x"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for i := 0; i < 3; i++ {
+		if c := call("192.0.2.1:1000"); c != http.StatusUnauthorized {
+			t.Fatalf("request %d within the burst: %d", i, c)
+		}
+	}
+	if c := call("192.0.2.1:1001"); c != http.StatusTooManyRequests {
+		t.Fatalf("over the burst: %d, want 429", c)
+	}
+	if c := call("192.0.2.2:1000"); c != http.StatusUnauthorized {
+		t.Fatalf("another source was limited: %d", c)
+	}
+	clock = clock.Add(time.Second) // two more tokens
+	if c := call("192.0.2.1:1002"); c != http.StatusUnauthorized {
+		t.Fatalf("after refill: %d", c)
 	}
 }
