@@ -55,6 +55,9 @@ type EnrollResponse struct {
 	DeviceID    string `json:"device_id"`
 	Certificate string `json:"certificate"`
 	ExpiresAt   string `json:"expires_at"` // RFC 3339
+	// CommandKey is the hub's command-signing public key, for the device
+	// to pin at enrollment (also at GET /pki/command-key).
+	CommandKey *CommandKey `json:"command_key,omitempty"`
 }
 
 // CSRRequest is the body of POST /api/v1/renew and POST

@@ -303,3 +303,17 @@ func TestApplicationTokensSeeOnlyTheirTenant(t *testing.T) {
 		t.Fatal("a revoked API token connected")
 	}
 }
+
+// The enrollment answer carries the hub's command key for the device to
+// pin, the same one GET /pki/command-key serves.
+func TestEnrollmentPinsTheCommandKey(t *testing.T) {
+	h := startHub(t, testConfig(t, t.TempDir()))
+	owner := h.setupAndLogin()
+	dev := h.newDevice(owner, api.CreateDeviceRequest{Name: "pin-me"})
+	r := h.do("POST", "/api/v1/enroll", "", api.EnrollRequest{Token: dev.EnrollmentToken, CSR: csrPEM(t, p256(t), "x")})
+	er := decodeJSON[api.EnrollResponse](t, r)
+	pub := decodeJSON[api.CommandKey](t, h.do("GET", "/pki/command-key", "", nil))
+	if er.CommandKey == nil || er.CommandKey.PublicKey == "" || *er.CommandKey != pub {
+		t.Fatalf("enroll command key %+v, published %+v", er.CommandKey, pub)
+	}
+}

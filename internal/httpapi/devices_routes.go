@@ -191,8 +191,8 @@ func (h *Handler) newDeviceToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, out)
 }
 
-func enrolled(w http.ResponseWriter, e devices.Enrolled) {
-	writeJSON(w, http.StatusOK, api.EnrollResponse{DeviceID: e.Device.ID, Certificate: string(e.Cert.ChainPEM), ExpiresAt: rfc3339(e.Cert.Cert.NotAfter)})
+func (h *Handler) enrolled(w http.ResponseWriter, e devices.Enrolled) {
+	writeJSON(w, http.StatusOK, h.enrollResponse(e))
 }
 
 func (h *Handler) enroll(w http.ResponseWriter, r *http.Request) {
@@ -221,7 +221,7 @@ func (h *Handler) enroll(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	enrolled(w, e)
+	h.enrolled(w, e)
 }
 
 func peerCerts(r *http.Request) []*x509.Certificate {
@@ -247,7 +247,7 @@ func (h *Handler) enrollAttest(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	enrolled(w, e)
+	h.enrolled(w, e)
 }
 
 func (h *Handler) renew(w http.ResponseWriter, r *http.Request) {
@@ -270,7 +270,7 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	enrolled(w, e)
+	h.enrolled(w, e)
 }
 
 func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) {
@@ -426,4 +426,16 @@ func (h *Handler) resolveFinding(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, findingJSON(f))
+}
+
+// enrollResponse is the answer to every enrollment and renewal: the
+// certificate chain and, when commands are on, the hub's command key for
+// the device to pin.
+func (h *Handler) enrollResponse(e devices.Enrolled) api.EnrollResponse {
+	out := api.EnrollResponse{DeviceID: e.Device.ID, Certificate: string(e.Cert.ChainPEM), ExpiresAt: rfc3339(e.Cert.Cert.NotAfter)}
+	if h.o.Commands != nil {
+		k := h.o.Commands.CommandKey()
+		out.CommandKey = &k
+	}
+	return out
 }
