@@ -23,8 +23,12 @@ type DeviceModel struct {
 	// AckTimeout: a sent command not acknowledged this long after it was
 	// sent is failed (default: CommandTTL).
 	AckTimeout string `json:"ack_timeout,omitempty"`
-	CreatedAt  string `json:"created_at,omitempty"`
-	CreatedBy  string `json:"created_by,omitempty"`
+	// MQTTQuota overrides the broker's per-client quotas for devices of
+	// this model (a camera needs more than a thermostat); omitted fields
+	// keep the hub's defaults (mqtt.* in the configuration).
+	MQTTQuota *MQTTQuota `json:"mqtt_quota,omitempty"`
+	CreatedAt string     `json:"created_at,omitempty"`
+	CreatedBy string     `json:"created_by,omitempty"`
 }
 
 // Hazard classes.
@@ -190,6 +194,14 @@ type CommandKey struct {
 	Algorithm string `json:"algorithm"`  // "Ed25519"
 	KeyID     string `json:"key_id"`     // first 8 bytes of SHA-256(public key), hex
 	PublicKey string `json:"public_key"` // base64 (standard, padded) of the 32-byte key
+}
+
+// MQTTQuota is a device model's broker quota.
+type MQTTQuota struct {
+	PublishPerSec    int `json:"publish_per_sec,omitempty"`
+	PublishBurst     int `json:"publish_burst,omitempty"`
+	BytesPerSec      int `json:"bytes_per_sec,omitempty"`
+	MaxSubscriptions int `json:"max_subscriptions,omitempty"`
 }
 
 // CommandEnvelope is what the hub publishes on devices/{id}/commands (QoS 1).

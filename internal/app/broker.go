@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rampart-iot/rampart/api"
 	"github.com/rampart-iot/rampart/internal/accounts"
 	"github.com/rampart-iot/rampart/internal/broker"
 	"github.com/rampart-iot/rampart/internal/config"
@@ -25,8 +26,29 @@ import (
 // (applications) to the broker's Authenticator, SessionTracker and
 // SecretRotator.
 type deviceAuth struct {
-	devs *devices.Service
-	acc  *accounts.Service
+	devs   *devices.Service
+	acc    *accounts.Service
+	models modelLookup // per-model MQTT quotas; nil: the hub's defaults
+}
+
+// modelLookup finds a tenant's device model (internal/safety).
+type modelLookup interface {
+	Model(ctx context.Context, tenantID, name string) (api.DeviceModel, error)
+}
+
+// withQuota adds the device model's MQTT quota to a device identity.
+func (a deviceAuth) withQuota(ctx context.Context, id broker.Identity, model string) broker.Identity {
+	if a.models == nil || model == "" {
+		return id
+	}
+	m, err := a.models.Model(ctx, id.TenantID, model)
+	if err != nil || m.MQTTQuota == nil {
+		return id
+	}
+	q := m.MQTTQuota
+	id.Quota = &broker.Quota{PublishPerSec: float64(q.PublishPerSec), PublishBurst: q.PublishBurst,
+		BytesPerSec: float64(q.BytesPerSec), MaxSubscriptions: q.MaxSubscriptions}
+	return id
 }
 
 func identityOf(d devices.Device) broker.Identity {
@@ -42,7 +64,7 @@ func (a deviceAuth) AuthenticateDevice(ctx context.Context, deviceID string, cer
 	if d.ID != deviceID {
 		return broker.Identity{}, errors.New("certificate names another device")
 	}
-	return identityOf(d), nil
+	return a.withQuota(ctx, identityOf(d), d.Model), nil
 }
 
 func (a deviceAuth) AuthenticatePassword(ctx context.Context, username string, password secrets.Text) (broker.Identity, error) {
@@ -66,7 +88,7 @@ func (a deviceAuth) AuthenticatePassword(ctx context.Context, username string, p
 	if err != nil {
 		return broker.Identity{}, err
 	}
-	return identityOf(d), nil
+	return a.withQuota(ctx, identityOf(d), d.Model), nil
 }
 
 func (a deviceAuth) Opened(ctx context.Context, id broker.Identity, remote string) error {
@@ -107,7 +129,7 @@ func (s telemetrySink) Ingest(m broker.Message) {
 // without X.509 authenticate with their secret in CONNECT).
 func startBroker(cfg *config.Config, e env, log *slog.Logger, reg *prometheus.Registry, j *journal.Journal,
 	devs *devices.Service, acc *accounts.Service, dca *pki.DeviceCA, cert *tls.Certificate, ingest *telemetry.Ingester,
-	wrapSink func(broker.Sink) broker.Sink, observer broker.Observer) (*broker.Broker, error) {
+	wrapSink func(broker.Sink) broker.Sink, observer broker.Observer, models modelLookup) (*broker.Broker, error) {
 	tcfg, err := tlsconf.Server(tlsconf.ServerOptions{
 		MinVersion:         tlsconf.Version(cfg.TLS.MinVersion),
 		Certificate:        func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
@@ -118,7 +140,7 @@ func startBroker(cfg *config.Config, e env, log *slog.Logger, reg *prometheus.Re
 	if err != nil {
 		return nil, err
 	}
-	auth := deviceAuth{devs: devs, acc: acc}
+	auth := deviceAuth{devs: devs, acc: acc, models: models}
 	b, err := broker.New(broker.Options{
 		Addr: cfg.MQTT.Addr, TLS: tcfg, Auth: auth, Sessions: auth, Rotator: auth, Tenants: devs,
 		Sink: wrapSink(telemetrySink{g: ingest}), Journal: j, Logger: log, Registry: reg, Now: e.now, Observer: observer,

@@ -317,3 +317,42 @@ func TestEnrollmentPinsTheCommandKey(t *testing.T) {
 		t.Fatalf("enroll command key %+v, published %+v", er.CommandKey, pub)
 	}
 }
+
+// A device model's MQTT quota applies to its devices only.
+func TestQuotaPerDeviceModel(t *testing.T) {
+	h := startHub(t, testConfig(t, t.TempDir()))
+	owner := h.setupAndLogin()
+	ping := []api.CommandSpec{{Name: "ping"}}
+	if r := h.do("POST", "/api/v1/models", owner, api.DeviceModel{Name: "slow-sensor", Commands: ping,
+		MQTTQuota: &api.MQTTQuota{PublishPerSec: 1, PublishBurst: 3}}); r.status != http.StatusCreated && r.status != http.StatusOK {
+		t.Fatalf("model: %d %s", r.status, r.body)
+	}
+	if r := h.do("POST", "/api/v1/models", owner, api.DeviceModel{Name: "bad", Commands: ping,
+		MQTTQuota: &api.MQTTQuota{PublishPerSec: -1}}); r.status != http.StatusBadRequest {
+		t.Fatalf("negative quota: %d %s", r.status, r.body)
+	}
+	run := func(model string) bool {
+		d := h.newDevice(owner, api.CreateDeviceRequest{Name: "d-" + model, Model: model})
+		id := h.enrollToken(d.EnrollmentToken, p256(t))
+		lost := make(chan error, 1)
+		c, err := h.mqttConnect(id.id, id.tlsCert(), "", "", lost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 10; i++ {
+			c.Publish("devices/"+id.id+"/telemetry/t", 0, false, "1")
+		}
+		select {
+		case <-lost:
+			return true
+		case <-time.After(2 * time.Second):
+			return false
+		}
+	}
+	if !run("slow-sensor") {
+		t.Fatal("a device of the slow model published 10 messages at once and was not cut off")
+	}
+	if run("default-model") {
+		t.Fatal("a device of a model without a quota was cut off by another model's quota")
+	}
+}

@@ -241,7 +241,7 @@ func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err 
 	defer detect.Close()
 	audit.setAnomalies(detect)
 	mqttBroker, err := startBroker(cfg, e, log, reg, j, devs, acc, dca, tlsCert, ingest,
-		func(next broker.Sink) broker.Sink { return acks.wrap(gwEvents.wrap(next)) }, detect.observer())
+		func(next broker.Sink) broker.Sink { return acks.wrap(gwEvents.wrap(next)) }, detect.observer(), cmds)
 	if err != nil {
 		srv.Shutdown(context.Background())
 		return fmt.Errorf("starting MQTT on %s: %w", cfg.MQTT.Addr, err)

@@ -46,8 +46,18 @@ type DeviceState struct {
 	MustRotate  bool // may only rotate its secret
 }
 
+// Quota overrides the per-client limits for one client (a device model's
+// quota); zero fields keep the broker's Limits.
+type Quota struct {
+	PublishPerSec    float64
+	PublishBurst     int
+	BytesPerSec      float64
+	MaxSubscriptions int
+}
+
 // Identity is an authenticated client.
 type Identity struct {
+	Quota    *Quota // nil: the broker's Limits
 	Kind     Kind
 	DeviceID string // devices
 	AppID    string // applications (an API token's ID)
@@ -197,11 +207,12 @@ type Broker struct {
 }
 
 type session struct {
-	id     Identity
-	remote string
-	msgs   *bucket
-	bytes  *bucket
-	subs   int
+	id      Identity
+	maxSubs int // subscription quota (Limits or the model's)
+	remote  string
+	msgs    *bucket
+	bytes   *bucket
+	subs    int
 }
 
 // New builds the broker; Start listens.

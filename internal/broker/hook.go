@@ -173,7 +173,22 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.State.ServerKeepalive = true
 	}
 	lim := h.b.o.Limits
-	s := &session{id: id, remote: remote,
+	maxSubs := lim.MaxSubscriptions
+	if q := id.Quota; q != nil { // the device model's quota
+		if q.PublishPerSec > 0 {
+			lim.PublishPerSec = q.PublishPerSec
+		}
+		if q.PublishBurst > 0 {
+			lim.PublishBurst = q.PublishBurst
+		}
+		if q.BytesPerSec > 0 {
+			lim.BytesPerSec = q.BytesPerSec
+		}
+		if q.MaxSubscriptions > 0 {
+			maxSubs = q.MaxSubscriptions
+		}
+	}
+	s := &session{id: id, remote: remote, maxSubs: maxSubs,
 		msgs:  newBucket(lim.PublishPerSec, float64(lim.PublishBurst), h.b.o.Now),
 		bytes: newBucket(lim.BytesPerSec, lim.BytesPerSec*2, h.b.o.Now)}
 	h.b.mu.Lock()
@@ -335,7 +350,7 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if s == nil {
 		return pk
 	}
-	room := h.b.o.Limits.MaxSubscriptions - subs
+	room := s.maxSubs - subs
 	filters := append(packets.Subscriptions(nil), pk.Filters...)
 	for i := range filters {
 		if i >= room {

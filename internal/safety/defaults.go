@@ -24,3 +24,7 @@ const (
 	// sweepBatch bounds one sweep's work.
 	sweepBatch = 500
 )
+
+// maxModelQuota caps each per-model MQTT quota value: generous for a busy
+// device, far below what would let one model starve the broker.
+const maxModelQuota = 1_000_000

@@ -22,6 +22,14 @@ func (s *Service) PutModel(ctx context.Context, a Actor, m api.DeviceModel) (api
 	if _, err := engine.Compile(m); err != nil {
 		return api.DeviceModel{}, api.Errorf(api.CodeInvalid, "the model's policy is invalid: %v", err)
 	}
+	if q := m.MQTTQuota; q != nil {
+		for name, v := range map[string]int{"publish_per_sec": q.PublishPerSec, "publish_burst": q.PublishBurst,
+			"bytes_per_sec": q.BytesPerSec, "max_subscriptions": q.MaxSubscriptions} {
+			if v < 0 || v > maxModelQuota {
+				return api.DeviceModel{}, api.Errorf(api.CodeInvalid, "mqtt_quota.%s must be 0 (the hub's default) to %d", name, maxModelQuota)
+			}
+		}
+	}
 	m.CreatedAt = s.o.Now().UTC().Format(time.RFC3339)
 	m.CreatedBy = a.String()
 	v, err := s.o.Store.InsertModel(ctx, a.TenantID, m)
