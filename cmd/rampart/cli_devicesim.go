@@ -20,6 +20,7 @@ const deviceSimUsage = `
 device simulator:
   device-sim --hub https://H:P --ca DATA/ca.pem (--claim-file F | --token-file F) [--count N] [--rate R]
                [--duration D] [--state DIR] [--mqtt H:P] [--source-addrs 127.0.0.1-127.0.0.8] [--cbor]
+               [--bot-after D [--bot-burst N]]
                    runs N simulated thermostats and valves through the device SDK; prints counts
 `
 
@@ -43,6 +44,8 @@ func runDeviceSim(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&cfg.Count, "count", 0, "number of devices (default: the number of tokens, or 10 with a claim)")
 	fs.Float64Var(&cfg.Rate, "rate", 0.2, "readings per second per device")
 	fs.DurationVar(&duration, "duration", 0, "stop after this long (0: until interrupted)")
+	fs.DurationVar(&cfg.BotAfter, "bot-after", 0, "turn device 0 into a bot this long after start (detection demos; 0: never)")
+	fs.IntVar(&cfg.BotBurst, "bot-burst", 40, "with --bot-after: readings per interval, each to a new topic")
 	fs.DurationVar(&reportEvery, "report-every", 10*time.Second, "print counts this often")
 	fs.StringVar(&cfg.StateDir, "state", "./rampart-sim", "folder for the devices' keystores (reused on the next run)")
 	fs.StringVar(&addrs, "source-addrs", "", "MQTT source addresses, round-robin: 127.0.0.1,127.0.0.2 or 127.0.0.1-127.0.0.8")
@@ -100,6 +103,9 @@ func runDeviceSim(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if useCBOR {
 		cfg.Encoding = sdk.CBOR
+	}
+	if cfg.BotAfter > 0 {
+		cfg.BotDevices = []int{0}
 	}
 	if duration > 0 {
 		var cancel context.CancelFunc

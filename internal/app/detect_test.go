@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -11,7 +12,9 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/rampart-iot/rampart/api"
+	"github.com/rampart-iot/rampart/internal/devicesim"
 	"github.com/rampart-iot/rampart/internal/posture"
+	"github.com/rampart-iot/rampart/sdk"
 )
 
 // A device that turns into a bot mid-run is flagged within a window and
@@ -93,6 +96,57 @@ func TestBotIsQuarantinedAndNormalDevicesAreNot(t *testing.T) {
 	for _, d := range list.Devices {
 		if d.ID != bot.id && d.Status != "active" {
 			t.Errorf("normal device %s is %s", d.ID, d.Status)
+		}
+	}
+}
+
+// device-sim's bot mode: one simulated device turns into a bot mid-run and
+// is quarantined by the automatic rule; the rest of the fleet raises no
+// finding over the same period.
+func TestDeviceSimBotModeIsQuarantined(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Detect.Window = 1_000_000_000 // 1 s
+	h := startHub(t, cfg)
+	owner := h.setupAndLogin()
+	const fleetSize = 60
+	r := h.do("POST", "/api/v1/claims", owner, api.CreateClaimRequest{Name: "sim", MaxUses: fleetSize, TTL: "1h"})
+	claim := decodeJSON[api.Claim](t, r)
+	addrs, err := devicesim.ParseAddrs("127.0.0.1-127.0.0.4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := devicesim.Config{Hub: h.hubURL(), MQTT: h.mqttAddr, Trust: sdk.Trust{CABundle: h.caPEM()}, SourceAddrs: addrs,
+		Count: fleetSize, Claim: claim.Token, StateDir: t.TempDir(), Rate: 1, BotAfter: 9 * time.Second, BotDevices: []int{0}, BotBurst: 40}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fleet, err := devicesim.Enroll(ctx, sim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleet.Start(ctx)
+	defer fleet.Close()
+	ids := fleet.Devices()
+	turn := time.Now().Add(9 * time.Second)
+	var quarantinedAt time.Time
+	for time.Now().Before(turn.Add(10 * time.Second)) {
+		r := h.do("GET", "/api/v1/devices/"+ids[0], owner, nil)
+		if r.status == http.StatusOK && decodeJSON[api.Device](t, r).Status == "quarantined" {
+			quarantinedAt = time.Now()
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if quarantinedAt.IsZero() {
+		t.Fatal("the bot was not quarantined within 10 s of turning")
+	}
+	if quarantinedAt.Before(turn.Add(-time.Second)) {
+		t.Fatalf("device 0 was quarantined before it turned into a bot (at %v, turn at %v)", quarantinedAt, turn)
+	}
+	t.Logf("bot quarantined %v after it turned", quarantinedAt.Sub(turn).Round(10*time.Millisecond))
+	rep := decodeJSON[api.AuditReport](t, h.do("GET", "/api/v1/audit", owner, nil))
+	for _, f := range rep.Findings {
+		if f.Check == posture.CheckAnomalies && f.Target != ids[0] {
+			t.Errorf("false positive: %+v", f)
 		}
 	}
 }

@@ -48,6 +48,15 @@ type Config struct {
 	BackoffMax   time.Duration // 0: the SDK default
 	QueueSize    int           // 0: the SDK default
 	Seed         uint64        // physics randomness (0: time-based)
+
+	// Bot mode (for detection demos and tests): BotAfter after Start, the
+	// devices whose index is in BotDevices turn into bots: every interval
+	// they publish BotBurst readings, each to a new topic (a burst fanned
+	// out like a scanner or a DDoS participant), still within their
+	// credentials, so only behaviour monitoring can tell.
+	BotAfter   time.Duration
+	BotDevices []int
+	BotBurst   int // default 40
 }
 
 // Fleet is a running simulated fleet.
@@ -93,6 +102,9 @@ type Counts struct {
 }
 
 func (c *Config) defaults() error {
+	if c.BotBurst <= 0 {
+		c.BotBurst = 40
+	}
 	if c.Count <= 0 {
 		return errors.New("count must be at least 1")
 	}
@@ -227,6 +239,9 @@ func (f *Fleet) Start(ctx context.Context) {
 			sd.mu.Unlock()
 		}
 		sd.client = sdk.Start(sd.dev, o)
+		if f.isBot(i) {
+			go sd.botLoop(ctx, interval, f.started.Add(f.cfg.BotAfter), max(f.cfg.BotBurst, 1))
+		}
 		go sd.loop(ctx, interval, i)
 	}
 	f.goroutines = runtime.NumGoroutine() - g0
@@ -249,6 +264,42 @@ func (sd *simDevice) loop(ctx context.Context, interval time.Duration, i int) {
 				sd.sent.Add(1)
 			}
 			t.Reset(interval)
+		}
+	}
+}
+
+func (f *Fleet) isBot(i int) bool {
+	if f.cfg.BotAfter <= 0 {
+		return false
+	}
+	for _, b := range f.cfg.BotDevices {
+		if b == i {
+			return true
+		}
+	}
+	return false
+}
+
+// botLoop waits until turn, then every interval publishes burst readings,
+// each to a topic of its own.
+func (sd *simDevice) botLoop(ctx context.Context, interval time.Duration, turn time.Time, burst int) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Until(turn)):
+	}
+	n := 0
+	for {
+		for i := 0; i < burst; i++ {
+			n++
+			if sd.client.Telemetry(fmt.Sprintf("probe-%d", n), map[string]int{"seq": n}) == nil {
+				sd.sent.Add(1)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
 		}
 	}
 }
