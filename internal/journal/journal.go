@@ -49,6 +49,7 @@ type Journal struct {
 	interval time.Duration
 	log      *slog.Logger
 	tick     func(time.Duration) (<-chan time.Time, func()) // tests replace it
+	tickDone chan<- struct{}                                // tests: signalled after each tick's checkpoint
 
 	hashers sync.Pool // *hasher, each with its own HMAC state
 
@@ -247,6 +248,9 @@ func (j *Journal) Run(ctx context.Context) {
 		case <-c:
 			if err := j.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 				j.log.Error("journal checkpoint failed", "err", err)
+			}
+			if j.tickDone != nil {
+				j.tickDone <- struct{}{}
 			}
 		}
 	}

@@ -276,25 +276,27 @@ func TestRunCheckpointsOnTick(t *testing.T) {
 	f := newFixture(t)
 	j := f.journal(t, nil)
 	ticks := make(chan time.Time)
-	j.tick = func(time.Duration) (<-chan time.Time, func()) { return ticks, func() {} }
 	done := make(chan struct{})
-	go func() { j.Run(ctx); close(done) }()
+	j.tick = func(time.Duration) (<-chan time.Time, func()) { return ticks, func() {} }
+	j.tickDone = done
+	tick := func() { ticks <- t0; <-done } // one tick, and its checkpoint finished
+	stopped := make(chan struct{})
+	go func() { j.Run(ctx); close(stopped) }()
 
-	ticks <- t0 // nothing recorded: no checkpoint
-	ticks <- t0 // taken only after the first tick's checkpoint attempt finished
+	tick() // nothing recorded: no checkpoint
 	for i := range 3 {
 		if err := j.Record(ctx, login(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ticks <- t0 // checkpoints seq 3
-	ticks <- t0 // Run finished the previous tick before taking this one; nothing new
+	tick() // checkpoints seq 3
+	tick() // nothing new: no second checkpoint
 	if got := f.store.checkpointSeqs(); !slices.Equal(got, []int64{3}) {
 		t.Fatalf("checkpoints = %v, want [3]", got)
 	}
 	cancel()
 	select {
-	case <-done:
+	case <-stopped:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after its context was cancelled")
 	}
