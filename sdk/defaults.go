@@ -80,3 +80,12 @@ var tls12Suites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
+
+const (
+	// maxRateLimitedTries / maxRetryAfter: a request the hub refused with
+	// 429 is tried at most this many times, waiting the hub's Retry-After
+	// (capped) plus jitter: a burst of enrollments spreads out instead of
+	// failing, and a device never waits on the hub's word for long.
+	maxRateLimitedTries = 8
+	maxRetryAfter       = 30 * time.Second
+)

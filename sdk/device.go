@@ -16,7 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -55,8 +57,9 @@ var (
 
 // HubError is an error answer from the hub's API.
 type HubError struct {
-	Status int
-	Err    api.Error
+	Status     int
+	Err        api.Error
+	RetryAfter time.Duration // from a 429's Retry-After
 }
 
 func (e *HubError) Error() string {
@@ -216,8 +219,31 @@ func httpClient(a *anchor, hubURL string, now func() time.Time, cert func() (*tl
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
 }
 
-// post sends body as JSON and decodes a 2xx answer into out.
+// post sends body as JSON and decodes a 2xx answer into out. A 429 (the
+// hub refused the request before doing anything, e.g. a factory line
+// enrolling faster than the per-address limit) is retried after the hub's
+// Retry-After plus jitter, a few times.
 func post(ctx context.Context, c *http.Client, hubURL, path string, body, out any) error {
+	for attempt := 1; ; attempt++ {
+		err := postOnce(ctx, c, hubURL, path, body, out)
+		var he *HubError
+		if !errors.As(err, &he) || he.Status != http.StatusTooManyRequests || attempt >= maxRateLimitedTries {
+			return err
+		}
+		wait := he.RetryAfter
+		if wait <= 0 || wait > maxRetryAfter {
+			wait = time.Second
+		}
+		wait += time.Duration(mrand.Int64N(int64(wait))) // full jitter on top: no herd when the window reopens
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+func postOnce(ctx context.Context, c *http.Client, hubURL, path string, body, out any) error {
 	defer c.CloseIdleConnections()
 	j, err := json.Marshal(body)
 	if err != nil {
@@ -243,7 +269,11 @@ func post(ctx context.Context, c *http.Client, hubURL, path string, body, out an
 		if eb.Error.Code == "" {
 			eb.Error = api.Error{Code: api.CodeInternal, Message: http.StatusText(resp.StatusCode)}
 		}
-		return &HubError{Status: resp.StatusCode, Err: eb.Error}
+		he := &HubError{Status: resp.StatusCode, Err: eb.Error}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			he.RetryAfter = time.Duration(s) * time.Second
+		}
+		return he
 	}
 	if out == nil {
 		return nil
