@@ -310,6 +310,14 @@ func TestGatewayEndToEnd(t *testing.T) {
 	if err := op.WriteRegister(101, 3); err != modbus.ErrIllegalDataAddress {
 		t.Fatalf("operator write outside its range: %v", err)
 	}
+	// A SCADA write to a register a command drives obeys that command's
+	// bounds in the model too: the operator may write speed, not 5000 rpm.
+	if err := op.WriteRegister(100, 5000); err != modbus.ErrIllegalDataValue {
+		t.Fatalf("operator write beyond the model's bounds: %v", err)
+	}
+	if v, err := op.ReadRegister(100, modbus.HOLDING_REGISTER); err != nil || v != 700 {
+		t.Fatalf("speed after the refused write: %d %v", v, err)
+	}
 	viewerCert := f.pki.issue(false, "viewer")
 	viewer, err := scadaClient(t, addr, &viewerCert, f.pki.pool)
 	if err != nil {

@@ -183,6 +183,10 @@ func (s *secureServer) answer(ctx context.Context, role, addr string, h mbap, pd
 			role, fc, tableOf(fc), q.Addr, int(q.Addr)+int(q.Qty)-1, p.cfg.Name)))
 		return exception(fc, ex)
 	}
+	if ex, why := p.scadaBounds(q); ex != 0 {
+		p.scadaRefused(withCode(ev, "out_of_bounds", why))
+		return exception(fc, ex)
+	}
 	regs, bits, err := p.forward(ctx, q)
 	if err != nil {
 		code := exceptionFor(err)
