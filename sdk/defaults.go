@@ -89,3 +89,6 @@ const (
 	maxRateLimitedTries = 8
 	maxRetryAfter       = 30 * time.Second
 )
+
+// maxNetworkReport bounds one network report (the hub reads at most 256).
+const maxNetworkReport = 256

@@ -103,3 +103,26 @@ func EventStream[T any](c *Client, name string) *Stream[T] {
 
 // Send queues v.
 func (s *Stream[T]) Send(v T) error { return s.c.publish(s.kind, s.name, v) }
+
+// NetworkReport is what a device tells the hub about its own network use,
+// for the hub's behaviour monitoring (a device that starts talking to new
+// places or opens a port looks like a recruited bot): the outbound
+// destinations ("host:port") it contacted since its last report and the
+// ports it listens on.
+type NetworkReport struct {
+	Destinations []string `json:"destinations,omitempty"`
+	Listening    []int    `json:"listening,omitempty"`
+}
+
+// ReportNetwork queues r for devices/{id}/events/network, always as JSON
+// (whatever the telemetry encoding) so the hub can read it.
+func (c *Client) ReportNetwork(r NetworkReport) error {
+	if len(r.Destinations) > maxNetworkReport || len(r.Listening) > maxNetworkReport {
+		return fmt.Errorf("a network report holds at most %d destinations and %d ports", maxNetworkReport, maxNetworkReport)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return c.enqueue("devices/"+c.dev.id+"/events/network", b)
+}

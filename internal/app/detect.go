@@ -154,10 +154,16 @@ func (d *detection) ObserveMQTT(ev broker.Observation) {
 		if strings.HasSuffix(ev.Topic, "/events/network") {
 			var rep struct {
 				Destinations []string `json:"destinations"`
+				Listening    []int    `json:"listening"`
 			}
-			if json.Unmarshal(ev.Payload, &rep) == nil && len(rep.Destinations) <= 256 {
+			if json.Unmarshal(ev.Payload, &rep) == nil && len(rep.Destinations) <= 256 && len(rep.Listening) <= 256 {
 				for _, dst := range rep.Destinations {
-					d.det.Observe(posture.Sample{Kind: posture.SampleDestination, DeviceID: ev.DeviceID, TenantID: ev.TenantID, Remote: dst})
+					if len(dst) <= 300 {
+						d.det.Observe(posture.Sample{Kind: posture.SampleDestination, DeviceID: ev.DeviceID, TenantID: ev.TenantID, Remote: dst})
+					}
+				}
+				for _, port := range rep.Listening {
+					d.det.Observe(posture.Sample{Kind: posture.SampleListenPort, DeviceID: ev.DeviceID, TenantID: ev.TenantID, Remote: fmt.Sprint(port)})
 				}
 			}
 		}

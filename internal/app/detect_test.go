@@ -150,3 +150,38 @@ func TestDeviceSimBotModeIsQuarantined(t *testing.T) {
 		}
 	}
 }
+
+// A device whose SDK reports a listening port or a destination it never
+// used before (a recruited bot opening telnet, or calling a C2 server) is
+// flagged once its baseline exists.
+func TestSDKNetworkReportFlagsNewListeningPort(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Detect.Window = 1_000_000_000 // 1 s
+	h := startHub(t, cfg)
+	owner := h.setupAndLogin()
+	d := h.sdkEnroll(owner, "camera", t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := sdk.Connect(ctx, d, sdk.Options{DisableAutoRenew: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	normal := sdk.NetworkReport{Destinations: []string{"hub.example.com:8883", "ntp.example.com:123"}, Listening: []int{}}
+	for i := 0; i < 8; i++ { // the baseline: eight windows of the usual
+		if err := c.ReportNetwork(normal); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+	}
+	status := func() string {
+		return decodeJSON[api.Device](t, h.do("GET", "/api/v1/devices/"+d.ID(), owner, nil)).Status
+	}
+	if s := status(); s != "active" {
+		t.Fatalf("a device reporting its usual network use is %s", s)
+	}
+	if err := c.ReportNetwork(sdk.NetworkReport{Destinations: normal.Destinations, Listening: []int{23}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "quarantine after a new listening port", 10*time.Second, func() bool { return status() == "quarantined" })
+}

@@ -48,7 +48,7 @@ const (
 func defaultFloors() map[string]float64 {
 	return map[string]float64{
 		MetricMessages: 20, MetricBytes: 16 << 10, MetricTopics: 10, MetricConnects: 5,
-		MetricAuthFailures: 5, MetricACLDenied: 5, MetricSources: 3, MetricNewDests: 1,
+		MetricAuthFailures: 5, MetricACLDenied: 5, MetricSources: 3, MetricNewDests: 1, MetricNewPorts: 1,
 	}
 }
 

@@ -41,9 +41,10 @@ const (
 	MetricACLDenied    = "acl_denied"    // ACL refusals per window
 	MetricSources      = "sources"       // distinct source addresses per window
 	MetricNewDests     = "new_destinations"
+	MetricNewPorts     = "new_listening_ports"
 )
 
-var metricNames = []string{MetricMessages, MetricBytes, MetricTopics, MetricConnects, MetricAuthFailures, MetricACLDenied, MetricSources, MetricNewDests}
+var metricNames = []string{MetricMessages, MetricBytes, MetricTopics, MetricConnects, MetricAuthFailures, MetricACLDenied, MetricSources, MetricNewDests, MetricNewPorts}
 
 // Action is a mitigation.
 type Action string
@@ -123,6 +124,7 @@ type devState struct {
 	mean, vari    map[string]float64
 	n             int
 	knownDests    map[string]struct{}
+	knownPorts    map[string]struct{}
 	lastFlag      time.Time
 }
 
@@ -175,7 +177,7 @@ func (d *Detector) Observe(s Sample) {
 			return
 		}
 		st = &devState{tenant: s.TenantID, model: s.Model, start: d.o.Now(), cur: newWindow(),
-			mean: map[string]float64{}, vari: map[string]float64{}, knownDests: map[string]struct{}{}}
+			mean: map[string]float64{}, vari: map[string]float64{}, knownDests: map[string]struct{}{}, knownPorts: map[string]struct{}{}}
 		d.devs[s.DeviceID] = st
 	}
 	if s.TenantID != "" {
@@ -207,6 +209,13 @@ func (d *Detector) Observe(s Sample) {
 				c[MetricNewDests]++
 			}
 			st.knownDests[s.Remote] = struct{}{}
+		}
+	case SampleListenPort:
+		if _, ok := st.knownPorts[s.Remote]; !ok && len(st.knownPorts) < maxDestinations {
+			if st.n >= d.o.MinHistory {
+				c[MetricNewPorts]++
+			}
+			st.knownPorts[s.Remote] = struct{}{}
 		}
 	}
 }
@@ -279,9 +288,11 @@ func (d *Detector) evaluate(id string, st *devState, vals map[string]float64, no
 			return []Anomaly{{DeviceID: id, TenantID: st.tenant, Model: st.model, Rule: r.Name, Metric: r.Metric, Value: v, At: now, Actions: r.Actions}}
 		}
 	}
-	if vals[MetricNewDests] > 0 {
-		return []Anomaly{{DeviceID: id, TenantID: st.tenant, Model: st.model, Rule: "baseline", Metric: MetricNewDests,
-			Value: vals[MetricNewDests], At: now, Actions: d.o.BaselineActions}}
+	for _, m := range []string{MetricNewDests, MetricNewPorts} {
+		if vals[m] > 0 {
+			return []Anomaly{{DeviceID: id, TenantID: st.tenant, Model: st.model, Rule: "baseline", Metric: m,
+				Value: vals[m], At: now, Actions: d.o.BaselineActions}}
+		}
 	}
 	if st.n < d.o.MinHistory {
 		return nil

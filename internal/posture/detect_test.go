@@ -158,3 +158,21 @@ func TestNotifierSignsAndRetries(t *testing.T) {
 		t.Fatal("signature does not depend on the secret")
 	}
 }
+
+func TestNewListeningPortAfterBaseline(t *testing.T) {
+	clock := testkit.NewClock(now)
+	d := detector(clock)
+	d.Observe(Sample{Kind: SampleListenPort, DeviceID: "cam", Remote: "80"})
+	for w := 0; w < 7; w++ {
+		d.Observe(Sample{Kind: SampleListenPort, DeviceID: "cam", Remote: "80"})
+		clock.Advance(10 * time.Second)
+		if got := d.Tick(); len(got) != 0 {
+			t.Fatalf("known port flagged: %+v", got)
+		}
+	}
+	d.Observe(Sample{Kind: SampleListenPort, DeviceID: "cam", Remote: "23"})
+	clock.Advance(10 * time.Second)
+	if got := d.Tick(); len(got) != 1 || got[0].Metric != MetricNewPorts {
+		t.Fatalf("new listening port: %+v", got)
+	}
+}
