@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampart-iot/rampart/api"
@@ -116,6 +117,9 @@ var (
 // Store is what accounts needs from storage.
 type Store interface {
 	HasUsers(ctx context.Context) (bool, error)
+	// OperatorTenant is the tenant of the first owner (created by setup):
+	// the one that runs the hub. ErrNotFound before setup.
+	OperatorTenant(ctx context.Context) (string, error)
 	PutSetupCode(ctx context.Context, c SetupCode) error
 	GetSetupCode(ctx context.Context) (SetupCode, error)
 	// AddSetupFailure increments the failure count and returns the new count.
@@ -168,6 +172,9 @@ type Sealer interface {
 type Service struct {
 	o        Options
 	throttle *throttle
+
+	opOnce   sync.Mutex // guards operator
+	operator string     // the operator tenant, once known
 }
 
 // New validates options and returns a Service.
@@ -335,4 +342,24 @@ func newID(r io.Reader, prefix string) (string, error) {
 		return "", fmt.Errorf("reading randomness for id: %w", err)
 	}
 	return prefix + "_" + strings.ToLower(codeEncoding.EncodeToString(b)), nil
+}
+
+// IsOperator reports whether p belongs to the operator tenant — the tenant
+// created by setup, which runs the hub. Hub-wide views (metrics, the hub's
+// own audit checks) are for it alone: another tenant on the same hub must
+// not learn about the hub's or other tenants' activity.
+func (s *Service) IsOperator(ctx context.Context, p Principal) bool {
+	s.opOnce.Lock()
+	op := s.operator
+	s.opOnce.Unlock()
+	if op == "" {
+		t, err := s.o.Store.OperatorTenant(ctx)
+		if err != nil {
+			return false
+		}
+		s.opOnce.Lock()
+		s.operator, op = t, t
+		s.opOnce.Unlock()
+	}
+	return p.TenantID != "" && p.TenantID == op
 }

@@ -358,8 +358,13 @@ func TestCrossTenantEveryRoute(t *testing.T) {
 	if r := h.do("GET", "/api/v1/me", b.ownerTok, nil); r.status != 200 {
 		t.Errorf("B's owner session no longer works: %d %s", r.status, r.body)
 	}
-	if r := h.do("GET", "/metrics", b.apiTok, nil); r.status != 200 {
+	if r := h.do("GET", "/api/v1/devices", b.apiTok, nil); r.status != 200 {
 		t.Errorf("B's API token no longer works: %d %s", r.status, r.body)
+	}
+	// Metrics are hub-wide: B (not the operator tenant) may not read them,
+	// even with the metrics:read scope.
+	if r := h.do("GET", "/metrics", b.apiTok, nil); r.status != http.StatusForbidden {
+		t.Errorf("tenant B read the hub's metrics: %d", r.status)
 	}
 	bu := decodeInto[api.UserList](t, h.do("GET", "/api/v1/users", b.ownerTok, nil), 200)
 	roles := map[string]string{}

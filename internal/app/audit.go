@@ -29,13 +29,14 @@ import (
 // facts (master key location, TLS profile, CA expiry, journal integrity)
 // and probes the hub's own listeners from loopback without credentials.
 type hubAudit struct {
-	a         *posture.Auditor
-	cfg       *config.Config
-	d         *data
-	root      *pki.CA
-	dca       *pki.DeviceCA
-	mu        sync.Mutex
-	anomalies interface {
+	a          *posture.Auditor
+	cfg        *config.Config
+	d          *data
+	root       *pki.CA
+	dca        *pki.DeviceCA
+	isOperator func(context.Context, accounts.Principal) bool
+	mu         sync.Mutex
+	anomalies  interface {
 		Recent(tenantID string) []posture.Anomaly
 	}
 	httpsURL string
@@ -57,9 +58,14 @@ func (h *hubAudit) setAddrs(https, mqtt string) {
 }
 
 func (h *hubAudit) Audit(ctx context.Context, p accounts.Principal) (*posture.Report, error) {
-	hub, err := h.facts(ctx)
-	if err != nil {
-		return nil, err
+	// The hub's own checks (master key, TLS, journal, listeners) are for
+	// the operator tenant; other tenants get their fleet's checks only.
+	var hub *posture.Hub
+	if h.isOperator != nil && h.isOperator(ctx, p) {
+		var err error
+		if hub, err = h.facts(ctx); err != nil {
+			return nil, err
+		}
 	}
 	rep, err := h.a.Audit(ctx, p, hub)
 	if err != nil {

@@ -82,3 +82,23 @@ func TestAuditThroughTheAPI(t *testing.T) {
 		t.Fatalf("viewer ran the audit: %d", r.status)
 	}
 }
+
+// Another tenant's owner gets its own fleet checks, not the hub's.
+func TestAuditHubChecksAreForTheOperatorTenantOnly(t *testing.T) {
+	h := startAccountsHub(t, nil)
+	h.setupAndLogin()
+	h.signup("bea@beta.example", "another long passphrase for beta", "Beta")
+	ownerB := h.login("bea@beta.example", "another long passphrase for beta")
+	r := decodeInto[api.AuditReport](t, h.do("GET", "/api/v1/audit", ownerB, nil), http.StatusOK)
+	for _, c := range []string{posture.CheckListeners, posture.CheckJournal, posture.CheckMasterKeyLocation} {
+		if slices.Contains(r.Checks, c) {
+			t.Errorf("tenant B ran the hub check %s", c)
+		}
+	}
+	if !slices.Contains(r.Checks, posture.CheckAPITokens) {
+		t.Error("tenant B's own checks did not run")
+	}
+	if r := h.do("GET", "/metrics", ownerB, nil); r.status != http.StatusForbidden {
+		t.Fatalf("tenant B's owner read the hub's metrics: %d", r.status)
+	}
+}

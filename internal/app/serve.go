@@ -191,7 +191,7 @@ func Serve(ctx context.Context, cfg *config.Config, io IO, opts ...Option) (err 
 	if err != nil {
 		return err
 	}
-	audit := &hubAudit{cfg: cfg, d: d, root: ca, dca: dca,
+	audit := &hubAudit{cfg: cfg, d: d, root: ca, dca: dca, isOperator: acc.IsOperator,
 		a: posture.New(posture.Options{Devices: devs, Tokens: acc, Firmware: fw, Now: e.now})}
 	handler := httpapi.New(httpapi.Options{
 		Accounts: acc, Logger: log, MaxBodyBytes: cfg.HTTPS.MaxBodyBytes, Registry: reg,

@@ -34,6 +34,8 @@ func (r *recordingAccounts) Logout(ctx context.Context, p accounts.Principal, to
 	return nil
 }
 
+func (r *recordingAccounts) IsOperator(context.Context, accounts.Principal) bool { return false }
+
 // FuzzDecodeBodies feeds arbitrary bodies to the two public routes: the
 // handler never panics or answers 5xx, every refusal is the error JSON, and
 // only a body that decodes cleanly reaches the accounts service.

@@ -33,6 +33,8 @@ type Accounts interface {
 	Login(ctx context.Context, email string, password secrets.Text, source string) (secrets.Text, accounts.Session, error)
 	Authenticate(ctx context.Context, token secrets.Text) (accounts.Principal, error)
 	Logout(ctx context.Context, p accounts.Principal, token secrets.Text) error
+	// IsOperator: p belongs to the tenant that runs the hub (hub-wide views).
+	IsOperator(ctx context.Context, p accounts.Principal) bool
 }
 
 // Options configure the handler.
@@ -95,6 +97,12 @@ func New(o Options) *Handler {
 	if o.Registry != nil {
 		metrics := promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 		h.mux.Handle("GET /metrics", h.authed(accounts.PermMetricsRead, func(w http.ResponseWriter, r *http.Request) {
+			// Metrics are hub-wide (every tenant's traffic): only the
+			// operator tenant may read them.
+			if !h.o.Accounts.IsOperator(r.Context(), principalFrom(r.Context())) {
+				h.fail(w, r, api.Errorf(api.CodeForbidden, "metrics are hub-wide; only the hub's operator tenant may read them"))
+				return
+			}
 			metrics.ServeHTTP(w, r)
 		}))
 	}

@@ -34,6 +34,14 @@ func (s *AccountStore) HasUsers(ctx context.Context) (bool, error) {
 	return n == 1, nil
 }
 
+// OperatorTenant implements accounts.Store: the tenant of the first user
+// (setup creates it before anyone else can exist).
+func (s *AccountStore) OperatorTenant(ctx context.Context) (string, error) {
+	var t string
+	err := s.db.reader.QueryRowContext(ctx, `SELECT tenant_id FROM users ORDER BY created_at, rowid LIMIT 1`).Scan(&t)
+	return t, notFound(err)
+}
+
 // PutSetupCode implements accounts.Store.
 func (s *AccountStore) PutSetupCode(ctx context.Context, c accounts.SetupCode) error {
 	_, err := s.db.writer.ExecContext(ctx,
