@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/rampart-iot/rampart/internal/devices"
@@ -25,35 +24,19 @@ func (db *DB) Devices() *DeviceStore { return &DeviceStore{db: db} }
 
 // Update implements devices.Store: one write transaction.
 func (s *DeviceStore) Update(ctx context.Context, fn func(devices.Tx) error) error {
-	return s.db.withTx(ctx, func(tx *sql.Tx) error { return fn(&deviceTx{ctx: ctx, q: tx}) })
+	return s.db.withTx(ctx, func(tx *sql.Tx) error {
+		return fn(&deviceTx{txBase{ctx: ctx, q: tx, dup: devices.ErrDuplicate}})
+	})
 }
 
 // View implements devices.Store: a read transaction on the read pool.
 func (s *DeviceStore) View(ctx context.Context, fn func(devices.Tx) error) error {
-	tx, err := s.db.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("beginning read: %w", err)
-	}
-	defer tx.Rollback()
-	return fn(&deviceTx{ctx: ctx, q: tx, ro: true})
+	return s.db.readTx(ctx, func(tx *sql.Tx) error {
+		return fn(&deviceTx{txBase{ctx: ctx, q: tx, ro: true, dup: devices.ErrDuplicate}})
+	})
 }
 
-type deviceTx struct {
-	ctx context.Context
-	q   *sql.Tx
-	ro  bool
-}
-
-func (t *deviceTx) exec(query string, args ...any) error {
-	if t.ro {
-		return errors.New("write in a read-only view")
-	}
-	_, err := t.q.ExecContext(t.ctx, query, args...)
-	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
-		return devices.ErrDuplicate
-	}
-	return err
-}
+type deviceTx struct{ txBase }
 
 func devNotFound(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {

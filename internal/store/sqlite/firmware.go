@@ -25,35 +25,19 @@ func (db *DB) Firmware() *FirmwareStore { return &FirmwareStore{db: db} }
 
 // Update implements firmware.Store.
 func (s *FirmwareStore) Update(ctx context.Context, fn func(firmware.Tx) error) error {
-	return s.db.withTx(ctx, func(tx *sql.Tx) error { return fn(&firmwareTx{ctx: ctx, q: tx}) })
+	return s.db.withTx(ctx, func(tx *sql.Tx) error {
+		return fn(&firmwareTx{txBase{ctx: ctx, q: tx, dup: firmware.ErrDuplicate}})
+	})
 }
 
 // View implements firmware.Store.
 func (s *FirmwareStore) View(ctx context.Context, fn func(firmware.Tx) error) error {
-	tx, err := s.db.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("beginning read: %w", err)
-	}
-	defer tx.Rollback()
-	return fn(&firmwareTx{ctx: ctx, q: tx, ro: true})
+	return s.db.readTx(ctx, func(tx *sql.Tx) error {
+		return fn(&firmwareTx{txBase{ctx: ctx, q: tx, ro: true, dup: firmware.ErrDuplicate}})
+	})
 }
 
-type firmwareTx struct {
-	ctx context.Context
-	q   *sql.Tx
-	ro  bool
-}
-
-func (t *firmwareTx) exec(query string, args ...any) error {
-	if t.ro {
-		return errors.New("write in a read-only view")
-	}
-	_, err := t.q.ExecContext(t.ctx, query, args...)
-	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
-		return firmware.ErrDuplicate
-	}
-	return err
-}
+type firmwareTx struct{ txBase }
 
 func fwNotFound(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {

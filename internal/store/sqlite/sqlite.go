@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -110,6 +111,37 @@ func (db *DB) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return fmt.Errorf("committing transaction: %w", err)
 	}
 	return nil
+}
+
+// readTx runs fn in a read-only transaction on the read pool.
+func (db *DB) readTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("beginning read: %w", err)
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+// txBase is what the transaction adapters (devices, firmware) share: the
+// transaction, whether it is a read-only view, and the domain's sentinel
+// for a unique-key violation.
+type txBase struct {
+	ctx context.Context
+	q   *sql.Tx
+	ro  bool
+	dup error
+}
+
+func (t *txBase) exec(query string, args ...any) error {
+	if t.ro {
+		return errors.New("write in a read-only view")
+	}
+	_, err := t.q.ExecContext(t.ctx, query, args...)
+	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+		return t.dup
+	}
+	return err
 }
 
 // HasTable reports whether a table exists, without changing the file.
