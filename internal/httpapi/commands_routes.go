@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	"github.com/rampart-iot/rampart/api"
 	"github.com/rampart-iot/rampart/internal/accounts"
@@ -135,14 +134,10 @@ func (h *Handler) listCommands(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	limit := 100
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > safety.MaxListLimit {
-			h.fail(w, r, api.Errorf(api.CodeInvalid, "limit must be 1 to %d", safety.MaxListLimit))
-			return
-		}
-		limit = n
+	limit, err := listLimit(r, safety.MaxListLimit)
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	cs, err := h.o.Commands.List(r.Context(), p.TenantID, id, limit)
 	if err != nil {

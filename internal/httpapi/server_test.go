@@ -112,3 +112,15 @@ func TestPublicRoutesAreRateLimitedPerSource(t *testing.T) {
 		t.Fatalf("after refill: %d", c)
 	}
 }
+
+func TestListLimit(t *testing.T) {
+	for q, want := range map[string]int{"": 100, "?limit=1": 1, "?limit=50": 50, "?limit=0": -1, "?limit=51": -1, "?limit=x": -1, "?limit=-3": -1} {
+		n, err := listLimit(httptest.NewRequest("GET", "/x"+q, nil), 50)
+		if q == "" {
+			want = 50 // the default never exceeds the maximum
+		}
+		if (want < 0) != (err != nil) || (want >= 0 && n != want) {
+			t.Errorf("%q: %d %v, want %d", q, n, err, want)
+		}
+	}
+}

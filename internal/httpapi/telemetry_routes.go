@@ -34,14 +34,10 @@ func (h *Handler) deviceTelemetry(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	limit := 100
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > telemetry.MaxListLimit {
-			h.fail(w, r, api.Errorf(api.CodeInvalid, "limit must be 1 to %d", telemetry.MaxListLimit))
-			return
-		}
-		limit = n
+	limit, err := listLimit(r, telemetry.MaxListLimit)
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	msgs, err := h.o.Telemetry.List(r.Context(), p.TenantID, id, limit)
 	if err != nil {
@@ -59,4 +55,17 @@ func (h *Handler) deviceTelemetry(w http.ResponseWriter, r *http.Request) {
 		out.Messages = append(out.Messages, tm)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// listLimit reads ?limit=N (default 100, 1..max) for list routes.
+func listLimit(r *http.Request, max int) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return min(100, max), nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		return 0, api.Errorf(api.CodeInvalid, "limit must be 1 to %d", max)
+	}
+	return n, nil
 }
