@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/rampart-iot/rampart/api"
@@ -98,7 +99,7 @@ func (g *gatewayEvents) record(ctx context.Context, m broker.Message) {
 	put := func(k, v string) {
 		if v != "" {
 			if len(v) > 200 {
-				v = v[:200]
+				v = strings.ToValidUTF8(v[:200], "") // the journal refuses broken UTF-8
 			}
 			detail[k] = v
 		}
